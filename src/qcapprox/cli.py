@@ -1,0 +1,188 @@
+"""The `qcapprox` command line: a thin layer over the package's functions."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from ase.io import write
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from qcapprox.enumeration import Enumerator
+from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
+from qcapprox.errors import QcapproxError
+from qcapprox.parent import BUNDLED_DOPANTS, Parent
+from qcapprox.paths import RECIPES_DIR, REPO_ROOT
+from qcapprox.store import Store
+
+app = typer.Typer(
+    help="Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+DopantOpt = Annotated[str, typer.Option("--dopant", "-d", help="Dopant metal M (any metal).")]
+CifOpt = Annotated[
+    Path | None, typer.Option("--cif", help="A parent CIF of your own instead of the bundled one.")
+]
+OrbitOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--orbit",
+        help="With --cif: NAME=WYCKOFF or NAME=i,j,k,... (0-based atom indices); give A4 and A5.",
+    ),
+]
+
+
+def _parent(dopant: str, cif: Path | None, orbit: list[str] | None) -> Parent:
+    if cif is None:
+        return Parent.for_dopant(dopant)
+    orbits: dict[str, str | list[int]] = {}
+    for item in orbit or []:
+        name, _, spec = item.partition("=")
+        orbits[name] = [int(i) for i in spec.split(",")] if "," in spec else spec
+    parent = Parent.from_cif(cif, orbits)
+    if parent.dopant != dopant:
+        raise QcapproxError(f"{cif} holds {parent.dopant}, not the requested dopant {dopant}")
+    return parent
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:>10,} configurations"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@app.command("enumerate")
+def enumerate_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML, e.g. enumeration/training.toml")],
+    dopant: DopantOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output store (.h5); resumes it.")],
+    cif: CifOpt = None,
+    orbit: OrbitOpt = None,
+) -> None:
+    """Enumerate the symmetry-distinct configurations of a recipe into an HDF5 store."""
+    parent = _parent(dopant, cif, orbit)
+    rec = Recipe.load(recipe)
+    n_tasks = len(rec.tasks(parent))
+    with _progress() as bar:
+        job = bar.add_task(f"{rec.name} Sc60{dopant}13", total=n_tasks, rows=0)
+        rows = run_recipe(
+            rec, parent, out, progress=lambda d, t, r: bar.update(job, completed=d, rows=r)
+        )
+    console.print(f"{out}: {rows:,} configurations ({parent.spacegroup}, {len(parent.group)} ops)")
+
+
+@app.command()
+def count(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML.")],
+    dopant: DopantOpt,
+    cif: CifOpt = None,
+    orbit: OrbitOpt = None,
+    show: Annotated[int, typer.Option(help="Compositions to list (largest first).")] = 10,
+) -> None:
+    """Size a recipe before running it: Burnside counts per composition, no enumeration."""
+    parent = _parent(dopant, cif, orbit)
+    rec = Recipe.load(recipe)
+    enumerator = Enumerator.from_parent(parent)
+    rows = []
+    for task in rec.tasks(parent):
+        distinct = enumerator.count(task.composition)
+        n = distinct if task.count is None else min(distinct, task.count)
+        rows.append((task.composition, n, distinct, enumerator.labelled(task.composition)))
+    table = Table(title=f"{rec.name}, Sc60{dopant}13 ({parent.spacegroup})")
+    for col in ("composition (A4 vac, A4 M, A5 vac, A5 M)", "to write", "distinct", "labelled"):
+        table.add_column(col, justify="right")
+    for comp, n, distinct, labelled in sorted(rows, key=lambda r: -r[1])[:show]:
+        table.add_row(str(comp), f"{n:,}", f"{distinct:,}", f"{labelled:,}")
+    console.print(table)
+    total = sum(r[1] for r in rows)
+    console.print(f"{len(rows)} compositions, {total:,} configurations to write")
+
+
+@app.command()
+def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")]) -> None:
+    """Summarize a store: parent, recipe, counts per composition."""
+    s = Store(store)
+    console.print(
+        f"[bold]{store}[/bold]: Sc60{s.parent.dopant}13, {s.parent.spacegroup}, "
+        f"recipe {s.attrs.get('recipe_name')}, {len(s):,} configurations, "
+        f"{int(s.multiplicity.sum()):,} labelled decorations"
+    )
+    comps, counts = np.unique(s.composition, axis=0, return_counts=True)
+    largest = np.argsort(-counts, kind="stable")[:5]
+    console.print(
+        f"{len(comps)} compositions (A4 vac, A4 M, A5 vac, A5 M); largest: "
+        + ", ".join(f"{tuple(int(c) for c in comps[i])}: {counts[i]:,}" for i in largest)
+    )
+
+
+@app.command()
+def export(
+    store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File: .cif, POSCAR, .vasp, .extxyz")],
+    config_id: Annotated[int | None, typer.Option("--id", help="Configuration id.")] = None,
+    row: Annotated[int | None, typer.Option("--row", help="Row instead of --id.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="ASE format, if not guessed.")] = None,
+) -> None:
+    """Write one configuration as CIF, POSCAR or extxyz (any ASE format)."""
+    s = Store(store)
+    if (config_id is None) == (row is None):
+        raise QcapproxError("give exactly one of --id and --row")
+    if row is not None:
+        if not 0 <= row < len(s):
+            raise QcapproxError(f"{store}: row {row} out of range 0..{len(s) - 1}")
+        config_id = int(s.ids[row])
+    atoms = s.atoms(config_id)
+    if fmt is None and out.name.upper().startswith(("POSCAR", "CONTCAR")):
+        fmt = "vasp"
+    write(out, atoms, format=fmt)
+    console.print(f"wrote {out} ({atoms.get_chemical_formula()}, id {config_id})")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the stores go.")] = REPO_ROOT
+    / "runs",
+) -> None:
+    """The main job on bundled defaults: the A4 inference sets of the four dopants."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    recipe = RECIPES_DIR / "inference-a4.toml"
+    table = Table(title="A4 inference sets (all symmetry-distinct A4 decorations)")
+    for col in ("dopant", "space group", "configurations", "labelled", "compositions", "store"):
+        table.add_column(col)
+    for dopant in BUNDLED_DOPANTS:
+        out = out_dir / f"sc60{dopant.lower()}13-inference-a4.h5"
+        enumerate_cmd(recipe, dopant, out)
+        s = Store(out)
+        table.add_row(
+            dopant,
+            s.parent.spacegroup,
+            f"{len(s):,}",
+            f"{int(s.multiplicity.sum()):,}",
+            str(len(np.unique(s.composition, axis=0))),
+            str(out),
+        )
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point with clear one-line errors for bad input."""
+    warnings.simplefilter("default")
+    try:
+        app()
+    except QcapproxError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(2) from err

@@ -1,0 +1,337 @@
+"""The HDF5 store: one file per set of configurations, append-only and resumable.
+
+Schema version 1 (attributes on the root: `format` = "qcapprox-store", `schema_version`):
+
+    /                      attrs: dopant, host, recipe (TOML text), recipe_name, seed,
+                           symprec, spacegroup, parent_source, versions (JSON of package
+                           versions), labeler notes added by later steps
+    /parent/cell           (3, 3) float64, Angstrom (rows are lattice vectors)
+    /parent/positions      (n_atoms, 3) float64, Cartesian, Angstrom
+    /parent/numbers        (n_atoms,) int32, atomic numbers (host Sc on active sites)
+    /parent/orbit          (n_atoms,) str, orbit name of every atom
+    /parent/active         (n_active,) int64, active atom indices: A4 then A5
+    /parent/permutations   (n_ops, n_atoms) int32, site permutation of every operation
+    /configs/id            (n,) int64, stable id: base-3 code of the canonical occupancy
+    /configs/occupancy     (n, n_active) uint8, 0 = Sc, 1 = M, 2 = vacancy, all active sites
+    /configs/multiplicity  (n,) int64, orbit size under the parent's group
+    /configs/composition   (n, 2 n_orbits) int16, (A4 vac, A4 M, A5 vac, A5 M)
+    /configs/task          (n,) int32, index of the recipe task that produced the row
+
+Datasets are chunked (8192 rows) and gzip-compressed. HDF5 itself is not safe against a
+process killed in mid-write, so a run never writes into a finished file in place: its
+committed work goes to a journal `<store>.partial/` of atomically renamed segments, and
+the store is written under a temporary name and renamed when complete (later steps that
+add groups copy, extend and rename the same way). A run killed at any moment and started
+again resumes from the journal and ends with exactly the same content. Files of another
+format or schema version, corrupt files and files of another run are refused and never
+modified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import h5py
+import numpy as np
+from ase import Atoms
+
+from qcapprox.errors import StoreError
+from qcapprox.parent import Parent
+
+FORMAT = "qcapprox-store"
+SCHEMA_VERSION = 1
+CONFIG_FIELDS = ("id", "occupancy", "multiplicity", "composition", "task")
+CHUNK_ROWS = 8192
+PACKAGES = ("qcapprox", "numpy", "ase", "spglib", "pymatgen", "h5py")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape a result."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def open_store(path: Path) -> h5py.File:
+    """Open a store read-only and validate it; refuse foreign, corrupt or other-version files."""
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError as err:
+        raise StoreError(f"{path}: no such file") from err
+    except OSError as err:
+        raise StoreError(
+            f"{path}: not a readable HDF5 file (corrupt or truncated?): {err}; "
+            "the file was left untouched"
+        ) from err
+    fmt = handle.attrs.get("format")
+    schema = handle.attrs.get("schema_version")
+    if fmt != FORMAT:
+        handle.close()
+        raise StoreError(
+            f"{path}: not a qcapprox store (format attribute {fmt!r}); the file was left untouched"
+        )
+    if schema != SCHEMA_VERSION:
+        handle.close()
+        raise StoreError(
+            f"{path}: schema version {schema}, this qcapprox reads version {SCHEMA_VERSION}; "
+            "the file was left untouched"
+        )
+    missing = [f"configs/{f}" for f in CONFIG_FIELDS if f"configs/{f}" not in handle]
+    missing += [p for p in ("parent/positions",) if p not in handle]
+    if missing:
+        handle.close()
+        raise StoreError(f"{path}: store is incomplete, missing {missing}; left untouched")
+    return handle
+
+
+class Store:
+    """Read access to a store: parent, configurations and their atoms."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open_store(self.path) as handle:
+            self.attrs = dict(handle.attrs)
+            self._configs = {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
+            self.parent = _read_parent(handle, self.path)
+
+    def __len__(self) -> int:
+        return len(self._configs["id"])
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Stable configuration ids."""
+        return self._configs["id"]
+
+    @property
+    def occupancy(self) -> np.ndarray:
+        """(n, n_active) occupancies."""
+        return self._configs["occupancy"]
+
+    @property
+    def multiplicity(self) -> np.ndarray:
+        """Orbit sizes."""
+        return self._configs["multiplicity"]
+
+    @property
+    def composition(self) -> np.ndarray:
+        """(n, 4) counts (A4 vac, A4 M, A5 vac, A5 M)."""
+        return self._configs["composition"]
+
+    def row(self, config_id: int) -> int:
+        """Row of a configuration id."""
+        hits = np.flatnonzero(self.ids == config_id)
+        if len(hits) == 0:
+            raise StoreError(f"{self.path}: no configuration with id {config_id}")
+        return int(hits[0])
+
+    def atoms(self, config_id: int) -> Atoms:
+        """The decorated Atoms of a configuration id."""
+        atoms = self.parent.decorate(self.occupancy[self.row(config_id)])
+        atoms.info["config_id"] = int(config_id)
+        return atoms
+
+
+def _read_parent(handle: h5py.File, path: Path) -> Parent:
+    group = handle["parent"]
+    labels = group["orbit"].asstr()[:]
+    active = group["active"][:]
+    names = list(dict.fromkeys(labels[active]))
+    orbits = {name: np.flatnonzero(labels == name) for name in dict.fromkeys(labels)}
+    atoms = Atoms(
+        numbers=group["numbers"][:],
+        positions=group["positions"][:],
+        cell=group["cell"][:],
+        pbc=True,
+    )
+    return Parent(
+        atoms=atoms,
+        orbits=orbits,
+        active_orbits=tuple(names),
+        dopant=str(handle.attrs["dopant"]),
+        permutations=group["permutations"][:].astype(np.intp),
+        spacegroup=str(handle.attrs["spacegroup"]),
+        symprec=float(handle.attrs["symprec"]),
+        source=f"{path} (stored parent)",
+    )
+
+
+def parent_digest(parent: Parent) -> str:
+    """SHA-256 of the parent's cell, positions (rounded to 1e-6 A) and numbers."""
+    digest = hashlib.sha256()
+    for array in (parent.atoms.cell[:], parent.atoms.positions):
+        digest.update(np.round(np.asarray(array), 6).tobytes())
+    digest.update(parent.atoms.numbers.astype(np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def run_identity(parent: Parent, meta: dict) -> dict:
+    """The attributes that identify a run: a store or journal resumes only the same run."""
+    return {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "dopant": parent.dopant,
+        "host": parent.host,
+        "spacegroup": parent.spacegroup,
+        "symprec": parent.symprec,
+        "parent_source": parent.source,
+        "parent_sha256": parent_digest(parent),
+        **meta,
+    }
+
+
+def check_same_run(path: Path, identity: dict, stored: dict) -> None:
+    """Refuse a store or journal written by another run (package versions may differ)."""
+    for key, value in identity.items():
+        if key == "versions":
+            continue
+        if stored.get(key) != value:
+            raise StoreError(
+                f"{path} holds another run ({key} = {stored.get(key)!r}, this run has "
+                f"{value!r}); choose another output: the existing one was left untouched"
+            )
+
+
+class Journal:
+    """Resumable work beside a target file: `<target>.partial/` holds numbered segments.
+
+    Each segment (.npz) is written under a temporary name, synced and renamed, so a
+    killed run leaves only whole segments; `done` (e.g. tasks completed) is recorded in
+    every segment. The journal refuses to continue another run's work.
+    """
+
+    def __init__(self, target: Path, identity: dict) -> None:
+        self.dir = target.with_name(target.name + ".partial")
+        ident = self.dir / "identity.json"
+        if ident.exists():
+            check_same_run(self.dir, identity, json.loads(ident.read_text()))
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _atomic_bytes(ident, json.dumps(identity, sort_keys=True).encode())
+
+    def segments(self) -> list[Path]:
+        """The committed segments in order."""
+        return sorted(self.dir.glob("segment-*.npz"))
+
+    @property
+    def done(self) -> int:
+        """Units of work committed (0 for a new journal)."""
+        segments = self.segments()
+        if not segments:
+            return 0
+        with np.load(segments[-1]) as data:
+            return int(data["done"])
+
+    def add(self, done: int, arrays: dict[str, np.ndarray]) -> None:
+        """Commit one segment of arrays after `done` units of work."""
+        path = self.dir / f"segment-{len(self.segments()):06d}.npz"
+        buffer = io.BytesIO()
+        np.savez(buffer, done=np.int64(done), **arrays)
+        _atomic_bytes(path, buffer.getvalue())
+
+    def load(self) -> Iterator[dict[str, np.ndarray]]:
+        """The committed segments' arrays, in order."""
+        for path in self.segments():
+            with np.load(path) as data:
+                yield {key: data[key] for key in data.files if key != "done"}
+
+    def remove(self) -> None:
+        """Delete the journal once its work is in the target file."""
+        shutil.rmtree(self.dir)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_atomically(
+    path: Path, fill: Callable[[h5py.File], None], base: Path | None = None
+) -> None:
+    """Write an HDF5 file under a temporary name (a copy of `base` if given), then rename.
+
+    Readers see either the old file or the complete new one, never a partial write.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    if base is not None:
+        shutil.copyfile(base, tmp)
+    try:
+        with h5py.File(tmp, "r+" if base is not None else "w", track_order=True) as handle:
+            fill(handle)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def create_store(
+    path: Path, parent: Parent, identity: dict, segments: Iterator[dict[str, np.ndarray]]
+) -> int:
+    """Write a complete store from segments of config columns; returns the row count."""
+    rows = 0
+
+    def fill(handle: h5py.File) -> None:
+        nonlocal rows
+        _create(handle, parent, identity)
+        for columns in segments:
+            n = len(columns["id"])
+            for name in CONFIG_FIELDS:
+                dset = handle[f"configs/{name}"]
+                dset.resize(rows + n, axis=0)
+                dset[rows:] = columns[name]
+            rows += n
+
+    write_atomically(path, fill)
+    return rows
+
+
+def _create(handle: h5py.File, parent: Parent, identity: dict) -> None:
+    for key, value in identity.items():
+        handle.attrs[key] = value
+    group = handle.create_group("parent")
+    group["cell"] = np.asarray(parent.atoms.cell[:])
+    group["positions"] = parent.atoms.positions
+    group["numbers"] = parent.atoms.numbers.astype(np.int32)
+    group.create_dataset(
+        "orbit", data=parent.orbit_of_atom.astype(str).tolist(), dtype=h5py.string_dtype()
+    )
+    group["active"] = parent.active.astype(np.int64)
+    group["permutations"] = parent.permutations.astype(np.int32)
+    configs = handle.create_group("configs")
+    n_active, n_comp = parent.n_active, 2 * len(parent.active_orbits)
+    specs = {
+        "id": ((0,), np.int64),
+        "occupancy": ((0, n_active), np.uint8),
+        "multiplicity": ((0,), np.int64),
+        "composition": ((0, n_comp), np.int16),
+        "task": ((0,), np.int32),
+    }
+    for name, (shape, dtype) in specs.items():
+        configs.create_dataset(
+            name,
+            shape=shape,
+            maxshape=(None, *shape[1:]),
+            dtype=dtype,
+            chunks=(CHUNK_ROWS, *shape[1:]),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+    configs["composition"].attrs["columns"] = [
+        f"{orbit} {kind}" for orbit in parent.active_orbits for kind in ("vacancies", "M")
+    ]

@@ -1,0 +1,18 @@
+"""Shared fixtures: parents and enumerators are built once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcapprox.enumeration import Enumerator
+from qcapprox.parent import Parent
+
+
+@pytest.fixture(scope="session")
+def parent_pt() -> Parent:
+    return Parent.load("Pt")
+
+
+@pytest.fixture(scope="session")
+def enumerator_pt(parent_pt: Parent) -> Enumerator:
+    return Enumerator.from_parent(parent_pt)

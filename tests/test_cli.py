@@ -1,0 +1,67 @@
+"""The command line: every sub-command has --help; enumerate, count, info and export work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import read
+from typer.testing import CliRunner
+
+from qcapprox.cli import app
+from qcapprox.parent import Parent
+from qcapprox.paths import RECIPES_DIR
+from qcapprox.store import Store
+
+runner = CliRunner()
+
+
+def test_help_lists_subcommands_and_each_has_help() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    commands = [c.removesuffix("_cmd") for c in commands]
+    for name in commands:
+        assert name in result.output
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0 and "Usage" in sub.output, name
+
+
+def test_enumerate_info_export_round_trip(tmp_path) -> None:
+    out = tmp_path / "rh.h5"
+    recipe = RECIPES_DIR / "inference-a4.toml"
+    result = runner.invoke(app, ["enumerate", str(recipe), "--dopant", "Rh", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "15,327 configurations" in result.output
+    info = runner.invoke(app, ["info", str(out)])
+    assert "15,327 configurations" in info.output and "91 compositions" in info.output
+    store = Store(out)
+    parent = Parent.load("Rh")
+    for row, name in [(17, "x.cif"), (5000, "POSCAR"), (15000, "x.extxyz")]:
+        target = tmp_path / name
+        result = runner.invoke(app, ["export", str(out), "--row", str(row), "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        np.testing.assert_array_equal(parent.identify(read(target)), store.occupancy[row])
+    config_id = str(int(store.ids[42]))
+    target = str(tmp_path / "y.cif")
+    result = runner.invoke(app, ["export", str(out), "--id", config_id, "-o", target])
+    assert result.exit_code == 0
+
+
+def test_count_sizes_a_recipe() -> None:
+    result = runner.invoke(app, ["count", str(RECIPES_DIR / "training.toml"), "--dopant", "Ir"])
+    assert result.exit_code == 0
+    assert "1023 compositions" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "missing.h5"], "no such file"),
+        (["count", "missing.toml", "--dopant", "Pt"], "cannot read the recipe"),
+        (["export", "missing.h5", "--row", "1", "-o", "x.cif"], "no such file"),
+    ],
+)
+def test_errors_are_clear(args, message) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert message in str(result.exception)

@@ -1,0 +1,151 @@
+"""The HDF5 store: round trips, resumable appends after kills, refusal of bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from qcapprox.enumeration import Enumerator
+from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
+from qcapprox.errors import StoreError
+from qcapprox.parent import Parent
+from qcapprox.paths import RECIPES_DIR
+from qcapprox.store import CONFIG_FIELDS, Journal, Store
+
+# A recipe of 273 tasks and 3.5e6 configurations (about 4 s): every A4 composition with
+# up to two A5 vacancies.
+SLOW_RECIPE = """
+name = "kill-test"
+mode = "all"
+[orbits.A4]
+species = ["Sc", "M", "vacancy"]
+[orbits.A5]
+species = ["Sc", "vacancy"]
+max_defects = 2
+"""
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def contents(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as handle:
+        return {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
+
+
+def test_round_trip_parent_and_configs(tmp_path, parent_pt: Parent) -> None:
+    out = tmp_path / "a4.h5"
+    n = run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, out)
+    store = Store(out)
+    assert n == len(store) == 15327
+    assert store.multiplicity.sum() == 3**12
+    stored = store.parent
+    np.testing.assert_allclose(stored.atoms.positions, parent_pt.atoms.positions)
+    np.testing.assert_array_equal(stored.active, parent_pt.active)
+    np.testing.assert_array_equal(stored.group, parent_pt.group)
+    assert stored.dopant == "Pt" and stored.active_orbits == ("A4", "A5")
+    enumerator = Enumerator.from_parent(stored)
+    np.testing.assert_array_equal(enumerator.ids(store.occupancy), store.ids)
+    np.testing.assert_array_equal(stored.composition(store.occupancy), store.composition)
+    for config_id in store.ids[::997]:
+        atoms = store.atoms(int(config_id))
+        np.testing.assert_array_equal(
+            parent_pt.identify(atoms), store.occupancy[store.row(int(config_id))]
+        )
+    assert store.attrs["schema_version"] == 1 and "inference-a4" in store.attrs["recipe"]
+
+
+def test_rerun_is_a_no_op_and_other_run_is_refused(tmp_path, parent_pt: Parent) -> None:
+    out = tmp_path / "a4.h5"
+    recipe = Recipe.load(RECIPES_DIR / "inference-a4.toml")
+    run_recipe(recipe, parent_pt, out)
+    before = digest(out)
+    assert run_recipe(recipe, parent_pt, out) == 15327
+    with pytest.raises(StoreError, match="holds another run"):
+        run_recipe(Recipe.load(RECIPES_DIR / "training.toml"), parent_pt, out)
+    with pytest.raises(StoreError, match="holds another run"):
+        run_recipe(recipe, Parent.load("Rh"), out)
+    assert digest(out) == before
+    # unfinished work of another run in a journal is refused too
+    other = tmp_path / "other.h5"
+    Journal(other, {"recipe_name": "something else"})
+    with pytest.raises(StoreError, match="holds another run"):
+        run_recipe(recipe, parent_pt, other)
+
+
+def test_killed_runs_resume_to_identical_content(tmp_path, parent_pt: Parent) -> None:
+    recipe_path = tmp_path / "kill.toml"
+    recipe_path.write_text(SLOW_RECIPE)
+    clean = tmp_path / "clean.h5"
+    run_recipe(Recipe.load(recipe_path), parent_pt, clean, commit_rows=20000)
+    killed = tmp_path / "killed.h5"
+    script = (
+        "import sys; from qcapprox.parent import Parent; "
+        "from qcapprox.enumeration.recipe import Recipe; "
+        "from qcapprox.enumeration.run import run_recipe; "
+        "run_recipe(Recipe.load(sys.argv[1]), Parent.load('Pt'), sys.argv[2], commit_rows=20000)"
+    )
+    rng = np.random.default_rng(3)
+    journal = tmp_path / "killed.h5.partial"
+    killed_mid_run = 0
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(recipe_path), str(killed)])
+        time.sleep(float(rng.uniform(1.3, 2.2)))  # start-up (imports) takes about a second
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if killed.exists():  # finished before the kill: it must be complete
+            break
+        killed_mid_run += any(journal.glob("segment-*.npz"))
+    assert killed_mid_run >= 1
+    run_recipe(Recipe.load(recipe_path), parent_pt, killed, commit_rows=20000)
+    a, b = contents(clean), contents(killed)
+    for field in CONFIG_FIELDS:
+        np.testing.assert_array_equal(a[field], b[field])
+    assert len(np.unique(b["id"])) == len(b["id"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.h5", "kill.toml", "killed.h5"]
+
+
+def test_refuses_foreign_corrupt_and_other_version(tmp_path, parent_pt: Parent) -> None:
+    recipe = Recipe.load(RECIPES_DIR / "inference-a4.toml")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as handle:
+        handle["x"] = np.arange(3)
+    before = digest(foreign)
+    with pytest.raises(StoreError, match="not a qcapprox store"):
+        run_recipe(recipe, parent_pt, foreign)
+    with pytest.raises(StoreError, match="not a qcapprox store"):
+        Store(foreign)
+    assert digest(foreign) == before
+
+    good = tmp_path / "good.h5"
+    run_recipe(recipe, parent_pt, good)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    before = digest(truncated)
+    with pytest.raises(StoreError, match="corrupt or truncated"):
+        run_recipe(recipe, parent_pt, truncated)
+    assert digest(truncated) == before
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5 at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.h5: not a readable HDF5 file"):
+        Store(garbage)
+
+    with h5py.File(good, "r+") as handle:
+        handle.attrs["schema_version"] = 99
+    before = digest(good)
+    with pytest.raises(StoreError, match="schema version 99"):
+        run_recipe(recipe, parent_pt, good)
+    assert digest(good) == before
+    with pytest.raises(StoreError, match="no such file"):
+        Store(tmp_path / "missing.h5")
