@@ -153,6 +153,136 @@ def export(
 
 
 @app.command()
+def label(
+    store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5) to label.")],
+    calculator: Annotated[
+        str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
+    ] = "chgnet",
+    scheduler: Annotated[
+        str | None, typer.Option(help="dask scheduler address (default: local workers).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
+    chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = 16,
+) -> None:
+    """Label every configuration with an ASE calculator (resumable, on dask)."""
+    from qcapprox.labeling import label_store
+
+    with Progress(
+        TextColumn("[bold]labeling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        job = bar.add_task("label", total=None, rate="")
+        start: list[float] = []
+
+        def update(done: int, total: int) -> None:
+            start.append(done)
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            rate = f"{(done - start[0]) / elapsed:.2f} structures/s"
+            bar.update(job, completed=done, total=total, rate=rate)
+
+        failed = label_store(store, calculator, scheduler, workers, chunk, progress=update)
+    s = Store(store)
+    console.print(
+        f"{store}: {len(s):,} configurations labelled with {s.labels_attrs['calculator']} "
+        f"({'stand-in for DFT' if s.labels_attrs['stand_in_for_dft'] else 'user calculator'}), "
+        f"{failed} failed"
+    )
+
+
+@app.command("import-energies")
+def import_energies_cmd(
+    store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5) to label.")],
+    structures: Annotated[
+        Path, typer.Argument(help="extxyz, OUTCAR, vasprun.xml, ... with energies")
+    ],
+) -> None:
+    """Label a store with energies you computed elsewhere (e.g. DFT)."""
+    from qcapprox.labeling import import_energies
+
+    matched = import_energies(store, structures)
+    console.print(f"{store}: {matched:,} configurations labelled from {structures}")
+
+
+def _limits(text: str) -> tuple[int, ...]:
+    from qcapprox.datasets import LIMITS
+
+    if text == "all":
+        return LIMITS
+    limits = tuple(int(x) for x in text.split(","))
+    bad = [x for x in limits if x not in LIMITS]
+    if bad:
+        raise QcapproxError(f"limits {bad} are not among {list(LIMITS)}")
+    return limits
+
+
+LimitsOpt = Annotated[str, typer.Option(help="'all' or a comma list such as 0,12,24.")]
+
+
+@app.command()
+def limits(store: Annotated[Path, typer.Argument(help="A labelled training store.")]) -> None:
+    """Subset sizes per limit and the fixed split (the study's Table 1 / Figure 1)."""
+    from qcapprox.datasets import subset_sizes, write_split
+
+    split = write_split(store)
+    table = Table(title=f"{store}: limit subsets (split stored in the file)")
+    for col in ("limit", "train", "validation", "test", "total"):
+        table.add_column(col, justify="right")
+    for row in subset_sizes(Store(store).composition, split):
+        table.add_row(*(str(row[c]) for c in ("limit", "train", "validation", "test", "total")))
+    console.print(table)
+
+
+@app.command()
+def train(
+    backbone: Annotated[str, typer.Argument(help="rf (or any regressor name: hgb, xgboost...).")],
+    dopant: DopantOpt,
+    limits: LimitsOpt = "all",
+) -> None:
+    """Train a family (one model per limit) and write its model cards to calculators/."""
+    from qcapprox.models.forest import train_family
+
+    table = Table(title=f"{backbone} family, Sc60{dopant}13 (labels: CHGNet, a stand-in for DFT)")
+    for col in ("limit", "train", "validation", "test RMSE eV/atom", "CV RMSE", "fit s"):
+        table.add_column(col, justify="right")
+    for card in train_family(dopant, backbone, _limits(limits)):
+        sizes = card["sizes"]
+        table.add_row(
+            str(card["limit"]), str(sizes["train"]), str(sizes["validation"]),
+            f"{card['test_rmse']:.4f}", f"{card['cv_rmse']:.4f}", f"{card['fit_seconds']:.1f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def predict(
+    store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")],
+    backbone: Annotated[str, typer.Option(help="Family: rf (or another regressor name).")] = "rf",
+    limits: LimitsOpt = "all",
+) -> None:
+    """Predict the energy above hull of every configuration with a family, per limit."""
+    from qcapprox.prediction import predict_store
+
+    with Progress(
+        TextColumn(f"[bold]{backbone}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        job = bar.add_task("predict", total=None)
+        done = predict_store(
+            store,
+            backbone,
+            _limits(limits),
+            progress=lambda d, t: bar.update(job, completed=d, total=t),
+        )
+    console.print(
+        f"{store}: predictions/{backbone} for limits {done or 'none new'} "
+        "(energies above hull, eV/atom, models trained on CHGNet stand-in labels)"
+    )
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the stores go.")] = REPO_ROOT
     / "runs",

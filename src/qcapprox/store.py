@@ -104,6 +104,17 @@ class Store:
             self.attrs = dict(handle.attrs)
             self._configs = {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
             self.parent = _read_parent(handle, self.path)
+            self.split: np.ndarray | None = handle["split"][:] if "split" in handle else None
+            self.labels: dict[str, np.ndarray] | None = None
+            self.labels_attrs: dict = {}
+            if "labels" in handle:
+                group = handle["labels"]
+                self.labels = {
+                    key: group[key][:]
+                    for key in ("energy", "formation_energy", "e_above_hull", "stress")
+                }
+                self.labels["error"] = group["error"].asstr()[:]
+                self.labels_attrs = dict(group.attrs)
 
     def __len__(self) -> int:
         return len(self._configs["id"])

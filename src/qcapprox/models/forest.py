@@ -1,0 +1,246 @@
+"""The Random Forest family (and any scikit-learn regressor by name) on defect descriptors.
+
+Protocol of the study (section 4.3): for a dopant and a limit x, the train and validation
+rows of the limit-x subset are split into 5 folds (fixed seed); one regressor is fitted per
+fold on the other four, and the prediction is the mean of the 5 regressors. The target is
+the energy above the hull (eV/atom) of the labels. The test RMSE (eq. 3) is measured on
+the 63 test configurations (no A5 defects).
+
+Registry: `calculators/<regressor>/<dopant>/limit-XX/card.json` (committed) holds the
+model card. The fitted regressors are large (tens of MB per limit), so they are trained on
+first use, deterministically, into a cache (`$QCAPPROX_CACHE`, default
+`~/.cache/qcapprox`) as skops files, and checked against the card: the training-set hash
+must match, and so must the test RMSE. skops loads only trusted scikit-learn types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+import numpy as np
+import skops.io as sio
+from sklearn.base import RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.model_selection import KFold
+
+from qcapprox.datasets import LIMITS, TEST, TRAIN, VALIDATION, in_limit, write_split
+from qcapprox.descriptors import Descriptors
+from qcapprox.errors import QcapproxError
+from qcapprox.parent import Parent
+from qcapprox.paths import DATA_DIR, REGISTRY_DIR
+from qcapprox.store import Store, package_versions
+
+N_FOLDS = 5
+SEED = 2024
+CARD_VERSIONS = ("qcapprox", "numpy", "scikit-learn", "skops", "ase", "pymatgen")
+
+
+class ModelError(QcapproxError):
+    """A model family cannot be trained, found or loaded."""
+
+
+def make_regressor(name: str) -> RegressorMixin:
+    """A fresh regressor by name: rf, hgb, or xgboost, lightgbm, catboost when installed."""
+    builtin = {
+        "rf": RandomForestRegressor(n_estimators=100, random_state=SEED, n_jobs=-1),
+        "hgb": HistGradientBoostingRegressor(random_state=SEED),
+    }
+    if name in builtin:
+        return builtin[name]
+    optional = {
+        "xgboost": ("xgboost", "XGBRegressor", {"random_state": SEED}),
+        "lightgbm": ("lightgbm", "LGBMRegressor", {"random_state": SEED, "verbose": -1}),
+        "catboost": ("catboost", "CatBoostRegressor", {"random_seed": SEED, "verbose": 0}),
+    }
+    if name not in optional:
+        raise ModelError(f"unknown regressor {name!r}: use rf, hgb, {', '.join(optional)}")
+    module, cls, kwargs = optional[name]
+    try:
+        return getattr(import_module(module), cls)(**kwargs)
+    except ImportError as err:
+        raise ModelError(f"regressor {name!r} needs `pip install {module}`") from err
+
+
+def training_store(dopant: str) -> Path:
+    """The bundled labelled training set of a dopant."""
+    return DATA_DIR / "training" / f"sc60{dopant.lower()}13.h5"
+
+
+def registry_dir(regressor: str, dopant: str, limit: int) -> Path:
+    """Where the card of one family member lives."""
+    return REGISTRY_DIR / regressor / dopant / f"limit-{limit:02d}"
+
+
+def cache_dir(regressor: str, dopant: str, limit: int) -> Path:
+    """Where the fitted regressors of one member are cached."""
+    root = Path(os.environ.get("QCAPPROX_CACHE", Path.home() / ".cache" / "qcapprox"))
+    return root / regressor / dopant / f"limit-{limit:02d}"
+
+
+@dataclass
+class TrainingData:
+    """Descriptors, targets and split of a labelled training store."""
+
+    store: Store
+    descriptors: Descriptors
+    features: np.ndarray
+    target: np.ndarray
+    split: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingData:
+        """Read a labelled store (its split is made and stored on first use)."""
+        split = write_split(path)
+        store = Store(path)
+        descriptors = Descriptors.from_parent(store.parent)
+        features = descriptors.transform(store.occupancy)
+        return cls(store, descriptors, features, store.labels["e_above_hull"], split)
+
+    def rows(self, limit: int) -> np.ndarray:
+        """Train + validation rows of the limit-x subset."""
+        fit = (self.split == TRAIN) | (self.split == VALIDATION)
+        return np.flatnonzero(fit & in_limit(self.store.composition, limit))
+
+    def digest(self, limit: int) -> str:
+        """SHA-256 of what a member is trained and tested on: ids, targets, split."""
+        rows = np.concatenate([self.rows(limit), np.flatnonzero(self.split == TEST)])
+        h = hashlib.sha256()
+        for array in (self.store.ids[rows], self.target[rows], self.split[rows]):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
+
+@dataclass
+class ForestMember:
+    """One limit of a family: the fold regressors and the descriptor map."""
+
+    card: dict
+    models: list[RegressorMixin]
+    parent: Parent
+    descriptors: Descriptors
+
+    def predict(self, occupancy: np.ndarray) -> np.ndarray:
+        """Mean prediction of the fold regressors: energy above hull, eV/atom."""
+        features = self.descriptors.transform(occupancy)
+        return np.mean([m.predict(features) for m in self.models], axis=0)
+
+
+def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, dict]:
+    """Fit the 5 fold regressors of one limit; returns them and the model card."""
+    start = time.perf_counter()
+    rows = data.rows(limit)
+    if len(rows) < N_FOLDS:
+        raise ModelError(f"limit {limit}: only {len(rows)} training rows")
+    folds = KFold(N_FOLDS, shuffle=True, random_state=SEED).split(rows)
+    models, cv_sq = [], []
+    for fit_idx, held_idx in folds:
+        model = clone(make_regressor(regressor))
+        model.fit(data.features[rows[fit_idx]], data.target[rows[fit_idx]])
+        held = rows[held_idx]
+        cv_sq.append((model.predict(data.features[held]) - data.target[held]) ** 2)
+        models.append(model)
+    test = np.flatnonzero(data.split == TEST)
+    pred = np.mean([m.predict(data.features[test]) for m in models], axis=0)
+    sizes = {
+        name: int((np.isin(data.split[rows], code)).sum())
+        for name, code in (("train", TRAIN), ("validation", VALIDATION))
+    }
+    card = {
+        "backbone": regressor,
+        "dopant": data.store.parent.dopant,
+        "limit": limit,
+        "regressor": type(models[0]).__name__,
+        "hyperparameters": {k: repr(v) for k, v in models[0].get_params().items()},
+        "protocol": f"{N_FOLDS}-fold CV on train+validation of the limit subset, mean of folds",
+        "training_set": data.store.path.name,
+        "training_set_sha256": data.digest(limit),
+        "sizes": {**sizes, "test": len(test)},
+        "labeler": f"{data.store.labels_attrs.get('calculator')} "
+        f"{data.store.labels_attrs.get('calculator_version')} (stand-in for DFT)",
+        "cv_rmse": float(np.sqrt(np.concatenate(cv_sq).mean())),
+        "test_rmse": float(np.sqrt(((pred - data.target[test]) ** 2).mean())),
+        "test_mean": float(data.target[test].mean()),
+        "test_ids": [int(i) for i in data.store.ids[test]],
+        "test_target": [float(v) for v in data.target[test]],
+        "test_predictions": [float(v) for v in pred],
+        "fit_seconds": round(time.perf_counter() - start, 2),
+        "versions": package_versions(CARD_VERSIONS),
+    }
+    return models, card
+
+
+def _save(models: list, card: dict, regressor: str, dopant: str, limit: int) -> None:
+    cache = cache_dir(regressor, dopant, limit)
+    cache.mkdir(parents=True, exist_ok=True)
+    for k, model in enumerate(models):
+        tmp = cache / f"fold-{k}.skops.tmp"
+        sio.dump(model, tmp)
+        tmp.replace(cache / f"fold-{k}.skops")
+    (cache / "card.json").write_text(json.dumps(card, indent=1))
+
+
+def _load_cached(regressor: str, dopant: str, limit: int, digest: str) -> list | None:
+    cache = cache_dir(regressor, dopant, limit)
+    card_path = cache / "card.json"
+    if not card_path.exists():
+        return None
+    if json.loads(card_path.read_text())["training_set_sha256"] != digest:
+        return None
+    models = []
+    for k in range(N_FOLDS):
+        path = cache / f"fold-{k}.skops"
+        if not path.exists():
+            return None
+        untrusted = sio.get_untrusted_types(file=path)
+        if any(not t.startswith(("sklearn.", "numpy.")) for t in untrusted):
+            raise ModelError(f"{path}: refuses to load untrusted types {untrusted}")
+        models.append(sio.load(path, trusted=untrusted))
+    return models
+
+
+def load_member(dopant: str, limit: int, regressor: str = "rf") -> ForestMember:
+    """One family member: from the cache, or trained now (seconds) and checked against
+    the committed card."""
+    if limit not in LIMITS:
+        raise ModelError(f"limit {limit} is not one of {LIMITS}")
+    path = training_store(dopant)
+    if not path.exists():
+        raise ModelError(
+            f"no training set for {dopant} ({path}); enumerate and label one first "
+            f"(`qcapprox enumerate enumeration/training.toml -d {dopant} -o {path}` and "
+            f"`qcapprox label {path}`)"
+        )
+    data = TrainingData.load(path)
+    digest = data.digest(limit)
+    card_path = registry_dir(regressor, dopant, limit) / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else None
+    if card is not None and card["training_set_sha256"] != digest:
+        raise ModelError(f"{card_path}: the training set {path} changed since the card was made")
+    models = _load_cached(regressor, dopant, limit, digest)
+    if models is None:
+        models, fresh = fit_member(data, regressor, limit)
+        if card is not None and not np.isclose(fresh["test_rmse"], card["test_rmse"], atol=1e-9):
+            raise ModelError(f"{card_path}: retrained test RMSE {fresh['test_rmse']} differs")
+        card = card or fresh
+        _save(models, card, regressor, dopant, limit)
+    return ForestMember(card, models, data.store.parent, data.descriptors)
+
+
+def train_family(
+    dopant: str, regressor: str = "rf", limits: tuple[int, ...] = LIMITS
+) -> list[dict]:
+    """Train (or load) every limit and write the cards into the registry."""
+    cards = []
+    for limit in limits:
+        card_path = registry_dir(regressor, dopant, limit) / "card.json"
+        member = load_member(dopant, limit, regressor)
+        card_path.parent.mkdir(parents=True, exist_ok=True)
+        card_path.write_text(json.dumps(member.card, indent=1) + "\n")
+        cards.append(member.card)
+    return cards
