@@ -33,8 +33,9 @@ def check_exact(enumerator: Enumerator, composition) -> int:
     canonical, mult2 = enumerator.canonicalize(occ)
     np.testing.assert_array_equal(canonical, occ)
     np.testing.assert_array_equal(mult2, mult)
-    counts = np.concatenate([[(occ[:, sl] == 2).sum(1), (occ[:, sl] == 1).sum(1)]
-                             for sl in enumerator.slices]).T
+    counts = np.concatenate(
+        [[(occ[:, sl] == 2).sum(1), (occ[:, sl] == 1).sum(1)] for sl in enumerator.slices]
+    ).T
     assert (counts == np.array(composition)).all()
     return len(occ)
 
@@ -70,9 +71,21 @@ def test_a4_all_compositions_against_brute_force(enumerator_pt: Enumerator) -> N
 @pytest.mark.parametrize(
     "composition",
     [
-        (0, 0, 1, 1), (0, 0, 2, 2), (0, 0, 3, 3), (0, 0, 12, 0), (0, 0, 0, 6),
-        (0, 0, 4, 2), (2, 1, 1, 1), (6, 0, 2, 0), (1, 1, 1, 1), (12, 0, 2, 2),
-        (4, 4, 0, 1), (3, 0, 0, 3), (0, 12, 24, 0), (0, 0, 6, 0), (6, 6, 1, 0),
+        (0, 0, 1, 1),
+        (0, 0, 2, 2),
+        (0, 0, 3, 3),
+        (0, 0, 12, 0),
+        (0, 0, 0, 6),
+        (0, 0, 4, 2),
+        (2, 1, 1, 1),
+        (6, 0, 2, 0),
+        (1, 1, 1, 1),
+        (12, 0, 2, 2),
+        (4, 4, 0, 1),
+        (3, 0, 0, 3),
+        (0, 12, 24, 0),
+        (0, 0, 6, 0),
+        (6, 6, 1, 0),
     ],
 )
 def test_burnside_agreement(enumerator_pt: Enumerator, composition) -> None:
@@ -134,8 +147,9 @@ def test_realizations_uniform_over_distinct_configurations(enumerator_pt: Enumer
 
 def independent_composition_count(fraction: Fraction) -> int:
     n = 0
-    for v4, m4, v5, m5 in itertools.product(range(0, 13, 2), range(0, 13, 2),
-                                            range(0, 25, 2), range(0, 25, 2)):
+    for v4, m4, v5, m5 in itertools.product(
+        range(0, 13, 2), range(0, 13, 2), range(0, 25, 2), range(0, 25, 2)
+    ):
         if v4 + m4 <= 12 and v5 + m5 <= 24:
             sc, dop = 120 - v4 - m4 - v5 - m5, 26 + m4 + m5
             n += Fraction(sc, sc + dop) >= fraction

@@ -103,9 +103,7 @@ def test_round_trips_are_exact(hull: Hull) -> None:
     np.testing.assert_allclose(
         hull.energy_from_formation(e_form, n_host, n_dopant), energy, rtol=0, atol=1e-9
     )
-    np.testing.assert_allclose(
-        e_form - hull.hull_energy(n_dopant / n), e_hull, rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(e_form - hull.hull_energy(n_dopant / n), e_hull, rtol=0, atol=1e-12)
 
 
 def test_vectorized_matches_pymatgen_for_arbitrary_configurations(hull: Hull) -> None:
@@ -181,12 +179,8 @@ def test_readme_set2_hull_is_reproduced(dopant: str) -> None:
         m, {p["name"]: (p["formula"], p["energy"]) for p in _phases(m) if p["name"] in names}
     )
     assert set(set2.phase_names) == names
-    assert 1000 * set2.e_above_hull(SC60[m] * 146, 120, 26) == pytest.approx(
-        SET2_SC60[m], abs=0.15
-    )
-    assert 1000 * set2.e_above_hull(SC57[m] * 140, 114, 26) == pytest.approx(
-        SET2_SC57[m], abs=0.15
-    )
+    assert 1000 * set2.e_above_hull(SC60[m] * 146, 120, 26) == pytest.approx(SET2_SC60[m], abs=0.15)
+    assert 1000 * set2.e_above_hull(SC57[m] * 140, 114, 26) == pytest.approx(SET2_SC57[m], abs=0.15)
 
 
 # ---------------------------------------------------------------- errors

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -180,7 +181,7 @@ def _save(models: list, card: dict, regressor: str, dopant: str, limit: int) -> 
     cache.mkdir(parents=True, exist_ok=True)
     for k, model in enumerate(models):
         tmp = cache / f"fold-{k}.skops.tmp"
-        sio.dump(model, tmp)
+        sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         tmp.replace(cache / f"fold-{k}.skops")
     (cache / "card.json").write_text(json.dumps(card, indent=1))
 

@@ -1,0 +1,372 @@
+"""The results file: several dopants' predicted stores bundled into one HDF5 file.
+
+Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_version`,
+`sources` (JSON dopant -> store path), `versions` (JSON of package versions)):
+
+    /<dopant>/                      attrs: the store's root attributes (dopant, recipe, ...)
+    /<dopant>/parent/...            copy of the store's parent/ group
+    /<dopant>/configs/...           copy of configs/ (id, occupancy, multiplicity, composition, task)
+    /<dopant>/predictions/<backbone>/limit-XX
+                                    (n,) float64, predicted energy above hull, eV/atom, of
+                                    every configuration row; XX = 00, 02, ..., 24;
+                                    attrs: model (registry path), labeler
+    /<dopant>/metrics/<backbone>/test_rmse         (13,) float64, eV/atom, per limit
+    /<dopant>/metrics/<backbone>/test_predictions  (13, n_test) float64
+    /<dopant>/metrics/<backbone>/test_target       (n_test,) float64
+                                    group attr test_mean: mean of the test targets (ȳ of eq. 4)
+    /<dopant>/metrics/<backbone>/n_train, n_validation   optional (13,) int64: sizes of
+                                    the training subdatasets per limit
+
+Reading is lazy: opening lists the groups only; arrays are read on first use and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from ase import Atoms
+
+from qcapprox.errors import StoreError
+from qcapprox.parent import Parent
+from qcapprox.store import CONFIG_FIELDS, _read_parent, open_store, package_versions, write_atomically
+
+FORMAT = "qcapprox-results"
+SCHEMA_VERSION = 1
+LIMITS: tuple[int, ...] = tuple(range(0, 25, 2))
+BACKBONES: tuple[str, ...] = ("rf", "allegro", "allegro-sequential", "allegro-pretrained")
+GROUPS = ("parent", "configs", "predictions", "metrics")
+DEFAULT_LABELER = "chgnet (stand-in for DFT)"
+
+
+def limit_key(limit: int) -> str:
+    """Dataset name of a limit: 8 -> 'limit-08'."""
+    return f"limit-{int(limit):02d}"
+
+
+def energy_label(labeler: str | None) -> str:
+    """How energies are labelled on screen and in figures.
+
+    The bundled labeler is CHGNet, a stand-in for DFT: its values are called "CHGNet
+    stand-in labels", never DFT. Any other labeler is named as recorded.
+    """
+    if not labeler or "chgnet" in labeler.lower():
+        return "CHGNet stand-in labels"
+    return f"labels: {labeler}"
+
+
+def _ordered_backbones(names: list[str]) -> tuple[str, ...]:
+    known = [b for b in BACKBONES if b in names]
+    return tuple(known + sorted(set(names) - set(known)))
+
+
+def bundle(stores: Mapping[str, Path], out: Path) -> Path:
+    """Bundle per-dopant stores (dopant -> store path) into the results file `out`.
+
+    Copies each store's parent/, configs/, predictions/ and metrics/ groups (h5py copy)
+    and its root attributes into /<dopant>; written under a temporary name and renamed.
+    Every store is validated (format, schema, dopant, prediction shapes) first.
+    """
+    out = Path(out)
+    if not stores:
+        raise StoreError(f"{out}: nothing to bundle, give at least one store")
+    for dopant, path in stores.items():
+        with open_store(Path(path)) as handle:
+            stored = str(handle.attrs.get("dopant"))
+            if stored != dopant:
+                raise StoreError(
+                    f"{path} holds dopant {stored}, not {dopant}: pair each store with its dopant"
+                )
+            n = len(handle["configs/id"])
+            for name, item in handle.get("predictions", {}).items():
+                for key, dset in item.items():
+                    if key not in {limit_key(x) for x in LIMITS} or dset.shape != (n,):
+                        raise StoreError(
+                            f"{path}: predictions/{name}/{key} has shape {dset.shape}; expected "
+                            f"limit-00 ... limit-24 datasets of shape ({n},)"
+                        )
+
+    def fill(handle: h5py.File) -> None:
+        handle.attrs["format"] = FORMAT
+        handle.attrs["schema_version"] = SCHEMA_VERSION
+        handle.attrs["sources"] = json.dumps({d: str(p) for d, p in stores.items()})
+        handle.attrs["versions"] = json.dumps(package_versions())
+        for dopant, path in stores.items():
+            group = handle.create_group(dopant, track_order=True)
+            with h5py.File(path, "r") as src:
+                for key, value in src.attrs.items():
+                    group.attrs[key] = value
+                for name in GROUPS:
+                    if name in src:
+                        src.copy(src[name], group, name=name)
+
+    write_atomically(out, fill)
+    return out
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Test-set metrics of one family (one backbone, one dopant), eV/atom.
+
+    test_rmse: (13,) as stored; test_predictions: (13, n_test); test_target: (n_test,);
+    test_mean: ȳ of eq. 4; n_train, n_validation: optional subdataset sizes per limit.
+    """
+
+    test_rmse: np.ndarray
+    test_predictions: np.ndarray
+    test_target: np.ndarray
+    test_mean: float
+    n_train: np.ndarray | None = None
+    n_validation: np.ndarray | None = None
+
+
+class Results:
+    """Read access to a results file; arrays are loaded lazily and cached.
+
+    Use as a context manager or call `close()`; the file stays open (read-only) between.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle = _open_results(self.path)
+        self._lock = threading.RLock()
+        self._cache: dict[tuple, object] = {}
+        try:
+            self.attrs = dict(self._handle.attrs)
+            self.dopants: tuple[str, ...] = tuple(self._handle.keys())
+            self._backbones: dict[str, tuple[str, ...]] = {}
+            self._limits: dict[tuple[str, str], tuple[int, ...]] = {}
+            self._metrics: dict[str, tuple[str, ...]] = {}
+            for dopant in self.dopants:
+                group = self._handle[dopant]
+                missing = [
+                    f"{dopant}/{p}"
+                    for p in [f"configs/{f}" for f in CONFIG_FIELDS] + ["parent/positions"]
+                    if p not in group
+                ]
+                if missing:
+                    raise StoreError(
+                        f"{self.path}: results file is incomplete, missing {missing}; "
+                        "bundle the stores again"
+                    )
+                preds = group.get("predictions", {})
+                self._backbones[dopant] = _ordered_backbones(list(preds))
+                for backbone in self._backbones[dopant]:
+                    keys = set(preds[backbone])
+                    self._limits[dopant, backbone] = tuple(
+                        x for x in LIMITS if limit_key(x) in keys
+                    )
+                self._metrics[dopant] = _ordered_backbones(list(group.get("metrics", {})))
+        except Exception:
+            self._handle.close()
+            raise
+        if not self.dopants:
+            self._handle.close()
+            raise StoreError(f"{self.path}: results file holds no dopant; bundle some stores")
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> Results:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Results({str(self.path)!r}, dopants={self.dopants})"
+
+    # ------------------------------------------------------------------ listing
+    def _check(self, dopant: str, backbone: str | None = None) -> None:
+        if dopant not in self.dopants:
+            raise StoreError(
+                f"{self.path}: no dopant {dopant!r} (holds {', '.join(self.dopants)})"
+            )
+        if backbone is not None and backbone not in self._backbones[dopant]:
+            raise StoreError(
+                f"{self.path}: no predictions of backbone {backbone!r} for {dopant} "
+                f"(holds {', '.join(self._backbones[dopant]) or 'none'})"
+            )
+
+    def backbones(self, dopant: str) -> tuple[str, ...]:
+        """Backbones with predictions for a dopant (rf, allegro, ... first, in that order)."""
+        self._check(dopant)
+        return self._backbones[dopant]
+
+    def limits(self, dopant: str, backbone: str) -> tuple[int, ...]:
+        """Limits present in the predictions of a family."""
+        self._check(dopant, backbone)
+        return self._limits[dopant, backbone]
+
+    def metric_backbones(self, dopant: str) -> tuple[str, ...]:
+        """Backbones with test metrics for a dopant."""
+        self._check(dopant)
+        return self._metrics[dopant]
+
+    def store_attrs(self, dopant: str) -> dict:
+        """The bundled store's root attributes."""
+        self._check(dopant)
+        return dict(self._handle[dopant].attrs)
+
+    # ------------------------------------------------------------------ arrays
+    def _cached(self, key: tuple, load):  # noqa: ANN001, ANN202
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = load()
+            return self._cache[key]
+
+    def _config(self, dopant: str, field: str) -> np.ndarray:
+        self._check(dopant)
+        return self._cached(("configs", dopant, field), lambda: self._handle[dopant]["configs"][field][:])
+
+    def n_configs(self, dopant: str) -> int:
+        """Number of configurations (rows) of a dopant."""
+        self._check(dopant)
+        return int(self._handle[dopant]["configs/id"].shape[0])
+
+    def ids(self, dopant: str) -> np.ndarray:
+        """Stable configuration ids (n,)."""
+        return self._config(dopant, "id")
+
+    def occupancy(self, dopant: str) -> np.ndarray:
+        """(n, n_active) occupancies: 0 = Sc, 1 = M, 2 = vacancy."""
+        return self._config(dopant, "occupancy")
+
+    def composition(self, dopant: str) -> np.ndarray:
+        """(n, 4) counts (A4 vacancies, A4 M, A5 vacancies, A5 M)."""
+        return self._config(dopant, "composition")
+
+    def multiplicity(self, dopant: str) -> np.ndarray:
+        """(n,) orbit sizes."""
+        return self._config(dopant, "multiplicity")
+
+    def predictions(self, dopant: str, backbone: str) -> np.ndarray:
+        """(13, n) predicted energies above hull, eV/atom; rows = limits 0..24, NaN if missing."""
+        self._check(dopant, backbone)
+
+        def load() -> np.ndarray:
+            n = self.n_configs(dopant)
+            group = self._handle[dopant]["predictions"][backbone]
+            out = np.full((len(LIMITS), n), np.nan)
+            for k, limit in enumerate(LIMITS):
+                key = limit_key(limit)
+                if key in group:
+                    dset = group[key]
+                    if dset.shape != (n,):
+                        raise StoreError(
+                            f"{self.path}: {dopant}/predictions/{backbone}/{key} has shape "
+                            f"{dset.shape}, expected ({n},); bundle the stores again"
+                        )
+                    dset.read_direct(out, dest_sel=np.s_[k])
+            out.setflags(write=False)
+            return out
+
+        return self._cached(("pred", dopant, backbone), load)
+
+    def prediction_attrs(self, dopant: str, backbone: str) -> dict[int, dict]:
+        """Attributes (model, labeler) of every present limit's dataset."""
+        self._check(dopant, backbone)
+        group = self._handle[dopant]["predictions"][backbone]
+        return {x: dict(group[limit_key(x)].attrs) for x in self.limits(dopant, backbone)}
+
+    def labeler(self, dopant: str) -> str:
+        """The labeler recorded with the predictions (the bundled default if none)."""
+        self._check(dopant)
+
+        def load() -> str:
+            for backbone in self._backbones[dopant]:
+                group = self._handle[dopant]["predictions"][backbone]
+                for key in group:
+                    value = group[key].attrs.get("labeler")
+                    if value:
+                        return str(value)
+            return DEFAULT_LABELER
+
+        return self._cached(("labeler", dopant), load)
+
+    def energy_label(self, dopant: str) -> str:
+        """'CHGNet stand-in labels' (or the recorded labeler if it is another one)."""
+        return energy_label(self.labeler(dopant))
+
+    def metrics(self, dopant: str, backbone: str) -> Metrics | None:
+        """Test metrics of a family, or None if the file holds none."""
+        self._check(dopant)
+        if backbone not in self._metrics[dopant]:
+            return None
+
+        def load() -> Metrics:
+            group = self._handle[dopant]["metrics"][backbone]
+            try:
+                target = group["test_target"][:]
+                mean = group.attrs.get("test_mean")
+                return Metrics(
+                    test_rmse=group["test_rmse"][:],
+                    test_predictions=group["test_predictions"][:],
+                    test_target=target,
+                    test_mean=float(np.mean(target) if mean is None else mean),
+                    n_train=group["n_train"][:] if "n_train" in group else None,
+                    n_validation=group["n_validation"][:] if "n_validation" in group else None,
+                )
+            except KeyError as err:
+                raise StoreError(
+                    f"{self.path}: {dopant}/metrics/{backbone} is incomplete ({err}); "
+                    "it needs test_rmse, test_predictions and test_target"
+                ) from err
+
+        return self._cached(("metrics", dopant, backbone), load)
+
+    def parent(self, dopant: str) -> Parent:
+        """The parent of a dopant's configurations (for export)."""
+        self._check(dopant)
+        return self._cached(("parent", dopant), lambda: _read_parent(self._handle[dopant], self.path))
+
+    def row(self, dopant: str, config_id: int) -> int:
+        """Row of a configuration id."""
+        hits = np.flatnonzero(self.ids(dopant) == config_id)
+        if len(hits) == 0:
+            raise StoreError(f"{self.path}: {dopant} has no configuration with id {config_id}")
+        return int(hits[0])
+
+    def atoms(self, dopant: str, config_id: int) -> Atoms:
+        """The decorated Atoms of a configuration (parent.decorate(occupancy))."""
+        row = self.row(dopant, config_id)
+        atoms = self.parent(dopant).decorate(self.occupancy(dopant)[row])
+        atoms.info["config_id"] = int(config_id)
+        atoms.info["multiplicity"] = int(self.multiplicity(dopant)[row])
+        return atoms
+
+
+def _open_results(path: Path) -> h5py.File:
+    """Open a results file read-only; refuse foreign, corrupt or other-version files."""
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError as err:
+        raise StoreError(f"{path}: no such file") from err
+    except OSError as err:
+        raise StoreError(
+            f"{path}: not a readable HDF5 file (corrupt or truncated?): {err}; "
+            "the file was left untouched"
+        ) from err
+    fmt = handle.attrs.get("format")
+    schema = handle.attrs.get("schema_version")
+    if fmt != FORMAT:
+        handle.close()
+        hint = " (a single store: bundle it with results.bundle)" if fmt == "qcapprox-store" else ""
+        raise StoreError(
+            f"{path}: not a qcapprox results file (format attribute {fmt!r}){hint}; "
+            "the file was left untouched"
+        )
+    if schema != SCHEMA_VERSION:
+        handle.close()
+        raise StoreError(
+            f"{path}: results schema version {schema}, this qcapprox reads version "
+            f"{SCHEMA_VERSION}; the file was left untouched"
+        )
+    return handle

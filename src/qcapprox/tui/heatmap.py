@@ -1,0 +1,250 @@
+"""A keyboard-driven heatmap of a square matrix (13 limits x 13 limits), with extra rows.
+
+Cells show numbers when the widget is wide enough (cell width >= 4) and shade glyphs
+(` ░▒▓█`, light to dark = low to high) otherwise, so the map stays readable without
+colour (NO_COLOR) and at 80 columns. The cursor cell is drawn in reverse video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from qcapprox.tui.format import number
+
+# viridis, dark to bright: monotone in luminance, so grey levels keep the order
+PALETTE = (
+    "#440154",
+    "#482878",
+    "#3e4989",
+    "#31688e",
+    "#26828e",
+    "#1f9e89",
+    "#35b779",
+    "#6ece58",
+    "#b5de2b",
+    "#fde725",
+)
+SHADES = (" ", "░", "▒", "▓", "█")
+MISSING = "-"
+
+
+def _levels(values: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
+    """Bin indices 0..n-1 of values in [lo, hi] (-1 for NaN)."""
+    span = hi - lo if hi > lo else 1.0
+    with np.errstate(invalid="ignore"):
+        scaled = np.clip((values - lo) / span, 0.0, 1.0)
+        out = np.minimum((scaled * n).astype(int), n - 1)
+    return np.where(np.isfinite(values), out, -1)
+
+
+def _range(values: np.ndarray, kind: str) -> tuple[float, float]:
+    if kind == "percent":
+        return 0.0, 100.0
+    if kind == "fraction":
+        return 0.0, 1.0
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    if kind == "count":
+        return 0.0, float(finite.max())
+    return float(finite.min()), float(finite.max())
+
+
+class Heatmap(Widget, can_focus=True):
+    """Heatmap with a cell cursor; posts CursorMoved and Selected (enter)."""
+
+    DEFAULT_CSS = """
+    Heatmap {
+        height: auto;
+        width: 1fr;
+    }
+    """
+    BINDINGS = [
+        Binding("up", "move(-1, 0)", "Up", show=False),
+        Binding("down", "move(1, 0)", "Down", show=False),
+        Binding("left", "move(0, -1)", "Left", show=False),
+        Binding("right", "move(0, 1)", "Right", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+
+    cursor: reactive[tuple[int, int]] = reactive((0, 0), init=False)
+
+    class CursorMoved(Message):
+        """The cursor moved to (i, j)."""
+
+        def __init__(self, heatmap: Heatmap, i: int, j: int) -> None:
+            self.heatmap = heatmap
+            self.i = i
+            self.j = j
+            super().__init__()
+
+        @property
+        def control(self) -> Heatmap:
+            return self.heatmap
+
+    class Selected(Message):
+        """Enter was pressed on (i, j)."""
+
+        def __init__(self, heatmap: Heatmap, i: int, j: int) -> None:
+            self.heatmap = heatmap
+            self.i = i
+            self.j = j
+            super().__init__()
+
+        @property
+        def control(self) -> Heatmap:
+            return self.heatmap
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        *,
+        max_cell: int = 8,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.labels = [str(x) for x in labels]
+        self.max_cell = max_cell
+        n = len(self.labels)
+        self.matrix = np.full((n, n), np.nan)
+        self.kind = "count"
+        self.extra: list[tuple[str, np.ndarray, str]] = []
+
+    # ------------------------------------------------------------------ data
+    def set_data(
+        self,
+        matrix: np.ndarray,
+        kind: str,
+        extra: Sequence[tuple[str, np.ndarray, str]] = (),
+    ) -> None:
+        """Show `matrix` (kind: count, percent, fraction, score) and extra labelled rows."""
+        self.matrix = np.asarray(matrix, dtype=float)
+        self.kind = kind
+        self.extra = [(label, np.asarray(v, dtype=float), k) for label, v, k in extra]
+        self.refresh(layout=True)
+
+    def value(self, i: int | None = None, j: int | None = None) -> float:
+        """The matrix value at (i, j) (the cursor by default)."""
+        ci, cj = self.cursor
+        return float(self.matrix[ci if i is None else i, cj if j is None else j])
+
+    # ------------------------------------------------------------------ cursor
+    def action_move(self, di: int, dj: int) -> None:
+        i, j = self.cursor
+        n = len(self.labels)
+        self.cursor = (min(max(i + di, 0), n - 1), min(max(j + dj, 0), n - 1))
+
+    def action_jump(self, where: int) -> None:
+        n = len(self.labels)
+        k = 0 if where == 0 else n - 1
+        self.cursor = (k, k)
+
+    def action_select(self) -> None:
+        self.post_message(self.Selected(self, *self.cursor))
+
+    def key_enter(self) -> None:
+        self.action_select()
+
+    def watch_cursor(self, cursor: tuple[int, int]) -> None:
+        self.post_message(self.CursorMoved(self, *cursor))
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def label_width(self) -> int:
+        return max(len(x) for x in [*self.labels, *(e[0] for e in self.extra)]) + 1
+
+    def cell_width(self, width: int | None = None) -> int:
+        """Characters per cell (a separator space included) for a widget width."""
+        width = self.content_size.width if width is None else width
+        cw = (width - self.label_width) // max(len(self.labels), 1)
+        return max(2, min(self.max_cell, cw))
+
+    def get_content_width(self, container, viewport) -> int:  # noqa: ANN001
+        return self.label_width + len(self.labels) * self.max_cell
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # noqa: ANN001
+        return 1 + len(self.labels) + len(self.extra)
+
+    # ------------------------------------------------------------------ drawing
+    @staticmethod
+    def _cell(value: float, level: int, kind: str, cw: int, n_levels: int) -> tuple[str, Style]:
+        """Text and style of one cell: a number on a coloured ground, or a shade glyph."""
+        if level < 0:
+            return MISSING.rjust(cw - 1), Style(dim=True)
+        text = number(value, kind, cw - 1) if cw >= 4 else "#"
+        if not text.startswith("#"):
+            bright = level >= n_levels * 6 // 10
+            return text.rjust(cw - 1), Style(
+                bgcolor=PALETTE[level], color="#000000" if bright else "#ffffff"
+            )
+        shade = SHADES[min(level * len(SHADES) // n_levels, len(SHADES) - 1)]
+        return shade * (cw - 1), Style(color=PALETTE[level])
+
+    def _header(self, cw: int, cj: int, mark: Style, dim: Style) -> Text:
+        """Column labels, right-aligned on their cells; a label that would touch the
+        previous one is left out (narrow cells show every other label).
+        """
+        header = Text(" " * self.label_width)
+        pos = 0  # characters written after the row-label column
+        for j, label in enumerate(self.labels):
+            start = j * cw + (cw - 1) - len(label)
+            if start < (pos + 1 if pos else 0):
+                continue
+            header.append(" " * (start - pos))
+            header.append(label, mark if j == cj else dim)
+            pos = start + len(label)
+        return header
+
+    def render(self) -> Text:
+        cw = self.cell_width()
+        lw = self.label_width
+        n = len(self.labels)
+        ci, cj = self.cursor
+        n_levels = len(PALETTE)
+        mark = Style(bold=True, underline=True)
+        dim = Style(dim=True)
+        cursor_style = Style(reverse=True, bold=True)
+        lines = [self._header(cw, cj, mark, dim)]
+        lo, hi = _range(self.matrix, self.kind)
+        levels = _levels(self.matrix, lo, hi, n_levels)
+        for i in range(n):
+            line = Text(self.labels[i].rjust(lw - 1), mark if i == ci else dim)
+            line.append(" ")
+            for j in range(n):
+                text, style = self._cell(self.matrix[i, j], levels[i, j], self.kind, cw, n_levels)
+                if (i, j) == (ci, cj):
+                    style = style + cursor_style if self.has_focus else style + mark
+                line.append(text, style)
+                line.append(" ")
+            lines.append(line)
+        for label, values, kind in self.extra:
+            lo, hi = _range(values, kind)
+            lv = _levels(values, lo, hi, n_levels)
+            line = Text(label.ljust(lw), Style(italic=True))
+            for j in range(n):
+                value = values[j] if j < len(values) else math.nan
+                text = number(value, kind, cw - 1)
+                if text.startswith("#"):
+                    text = SHADES[min(lv[j] * len(SHADES) // n_levels, len(SHADES) - 1)] * (cw - 1)
+                line.append(text.rjust(cw - 1), mark if j == cj else Style())
+                line.append(" ")
+            lines.append(line)
+        return Text("\n").join(lines)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()

@@ -1,0 +1,202 @@
+"""Allegro families: a real (tiny) nequip training through qcapprox's code path.
+
+One module fixture enumerates a 42-configuration store, labels it with Lennard-Jones
+(tests/labelers.py), gives it a small split and trains the `tiny` preset (1 epoch) with
+nequip-train, nequip-package and the registry; the tests then use that member.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qcapprox.datasets import TEST, TRAIN, VALIDATION, a5_defects, in_limit, make_split
+from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
+from qcapprox.hull import Hull
+from qcapprox.labeling import label_store
+from qcapprox.store import Store, write_atomically
+
+TINY = """
+name = "tiny-allegro"
+mode = "random"
+seed = 7
+realizations = 1
+pristine_realizations = 3
+pristine_orbit = "A5"
+[orbits.A4]
+species = ["Sc", "M", "vacancy"]
+step = 6
+[orbits.A5]
+species = ["Sc", "M", "vacancy"]
+step = 6
+max_defects = 12
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, parent_pt):
+    """A labelled tiny store and a `tiny` ordinary member trained on it at limit 24."""
+    from qcapprox.models.allegro import train_allegro_member
+
+    root = tmp_path_factory.mktemp("allegro")
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY)
+    store = root / "tiny.h5"
+    run_recipe(Recipe.load(recipe), parent_pt, store)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", str(Path(__file__).parent))  # dask workers import labelers
+        mp.setenv("QCAPPROX_CACHE", str(root / "cache"))
+        assert label_store(store, "labelers:lennard_jones", n_workers=1, chunk_size=16) == 0
+        labelled = Store(store)
+        split = make_split(
+            labelled.composition, np.isfinite(labelled.labels["e_above_hull"]), seed=1, n_test=4
+        )
+        write_atomically(store, lambda h: h.create_dataset("split", data=split), base=store)
+        registry = root / "registry"
+        card = train_allegro_member(
+            "Pt", 24, "ordinary", "tiny", root / "work", store=store, registry=registry
+        )
+    return {"store": store, "registry": registry, "card": card, "root": root}
+
+
+def test_card_and_registry(trained) -> None:
+    from qcapprox.models.allegro import MODEL_FILE, registry_dir
+
+    card = trained["card"]
+    where = registry_dir("ordinary", "Pt", 24, trained["registry"])
+    assert (where / MODEL_FILE).stat().st_size == card["model_bytes"]
+    assert json.loads((where / "card.json").read_text())["test_rmse"] == card["test_rmse"]
+    assert card["backbone"] == "allegro" and card["variant"] == "ordinary"
+    assert card["epochs"] >= 1 and card["fit_seconds"] > 0
+    assert np.isfinite(card["test_rmse"]) and np.isfinite(card["validation_rmse"])
+    store = Store(trained["store"])
+    assert card["sizes"]["test"] == int((store.split == TEST).sum())
+    assert card["sizes"]["train"] == int((store.split == TRAIN).sum())
+    # the validation RMSE of the packaged model is the one nequip saw for the best epoch
+    assert card["validation_rmse"] == pytest.approx(card["stages"][0]["best_validation_rmse"],
+                                                    rel=1e-4)  # fmt: skip
+
+
+def test_calculator_energy_hull_forces(trained) -> None:
+    from qcapprox.calculators import AllegroHullCalculator
+
+    store = Store(trained["store"])
+    calc = AllegroHullCalculator("Pt", 24, "ordinary", registry=trained["registry"])
+    hull = Hull.load("Pt")
+    for row in (0, 17, 41):
+        atoms = store.parent.decorate(store.occupancy[row])
+        atoms.calc = calc
+        energy = atoms.get_potential_energy()
+        assert np.isfinite(energy)
+        n_sc = int((atoms.numbers == 21).sum())
+        n_pt = len(atoms) - n_sc
+        assert calc.get_property("e_above_hull", atoms) == pytest.approx(
+            hull.e_above_hull(energy, n_sc, n_pt), abs=1e-12
+        )
+        assert calc.get_property("formation_energy", atoms) == pytest.approx(
+            hull.formation_energy(energy, n_sc, n_pt), abs=1e-12
+        )
+        forces = atoms.get_forces()
+        assert forces.shape == (len(atoms), 3) and np.isfinite(forces).all()
+        assert np.abs(forces.sum(axis=0)).max() < 1e-4  # translation invariance
+        assert atoms.get_stress().shape == (6,)
+    # any atom order: the network does not need the parent
+    atoms = store.parent.decorate(store.occupancy[17])
+    atoms.calc = calc
+    shuffled = atoms[np.random.default_rng(0).permutation(len(atoms))]
+    shuffled.calc = calc
+    assert shuffled.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-4)
+
+
+def test_batch_equals_calculator(trained) -> None:
+    from qcapprox.calculators import AllegroHullCalculator
+    from qcapprox.calculators.allegro import predict_allegro
+
+    store = Store(trained["store"])
+    rows = np.arange(0, len(store), 5)
+    batch = predict_allegro(
+        store.parent, store.occupancy[rows], "Pt", 24, "ordinary", batch_size=3,
+        registry=trained["registry"],
+    )  # fmt: skip
+    calc = AllegroHullCalculator("Pt", 24, "ordinary", registry=trained["registry"])
+    single = []
+    for row in rows:
+        atoms = store.parent.decorate(store.occupancy[row])
+        atoms.calc = calc
+        single.append(calc.get_property("e_above_hull", atoms))
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+    # and the card's test predictions are the batch predictions of the test rows
+    test = np.flatnonzero(store.split == TEST)
+    again = calc.predict_e_above_hull(store.occupancy[test])
+    np.testing.assert_allclose(again, trained["card"]["test_predictions"], atol=1e-9)
+
+
+def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
+    import qcapprox.models.allegro as allegro
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished limit was trained again")
+
+    monkeypatch.setattr(allegro, "run_stage", refuse)
+    monkeypatch.setattr(allegro, "package", refuse)
+    cards = allegro.train_allegro_family(
+        "Pt", "ordinary", limits=(24,), preset="tiny",
+        store=trained["store"], registry=trained["registry"],
+    )  # fmt: skip
+    assert cards == [trained["card"]]
+    # another preset is another model: it would train
+    with pytest.raises(AssertionError, match="trained again"):
+        allegro.train_allegro_member(
+            "Pt", 24, "ordinary", replace(allegro.PRESETS["tiny"], name="tiny2"),
+            trained["root"] / "work2", store=trained["store"], registry=trained["registry"],
+        )  # fmt: skip
+
+
+def test_sequential_partition(trained) -> None:
+    """Stage 1 takes the A5-defect rows of the limit, stage 2 the A5-pristine ones."""
+    from qcapprox.models.allegro import AllegroData
+
+    data = AllegroData.load(trained["store"])
+    defects = a5_defects(data.store.composition)
+    for limit in (0, 6, 24):
+        for code in (TRAIN, VALIDATION):
+            every = data.rows(limit, code)
+            d, p = data.rows(limit, code, "defects"), data.rows(limit, code, "pristine")
+            assert np.array_equal(np.sort(np.concatenate([d, p])), every)
+            assert (defects[d] > 0).all() and (defects[p] == 0).all()
+            assert in_limit(data.store.composition[every], limit).all()
+    assert len(data.rows(0, TRAIN, "defects")) == 0  # limit 0: sequential = ordinary
+
+
+def test_corpus_is_deterministic_and_readable() -> None:
+    from qcapprox.pretraining import DEFAULT_CORPUS, corpus_structures, read_corpus
+
+    first, second = corpus_structures(), corpus_structures()
+    assert len(first) == len(second) > 400
+    for a, b in zip(first, second, strict=True):
+        assert a.info == b.info and np.array_equal(a.positions, b.positions)
+    assert {a.info["system"] for a in first} == {"Sc", "Sc-Pt", "Sc-Pd", "Sc-Ir", "Sc-Rh"}
+    if DEFAULT_CORPUS.exists():
+        images = read_corpus(DEFAULT_CORPUS)
+        assert len(images) == len(first)
+        assert all(np.isfinite(a.get_potential_energy()) for a in images)
+
+
+def test_bad_corpus_is_refused(tmp_path) -> None:
+    from ase.build import bulk
+    from ase.io import write
+
+    from qcapprox.models.allegro import AllegroError
+    from qcapprox.pretraining import read_corpus
+
+    path = tmp_path / "no-energy.extxyz"
+    write(path, [bulk("Sc")])
+    with pytest.raises(AllegroError, match="carries no energy"):
+        read_corpus(path)
+    with pytest.raises(AllegroError, match="no corpus"):
+        read_corpus(tmp_path / "missing.extxyz")

@@ -1,0 +1,278 @@
+"""Analysis of below-hull sets and the results file: every number checked independently
+(hand-computed tiny cases, Python sets over a real 15,327-row inference set).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from resultsdata import LABELER, build_store, results_file
+
+from qcapprox import analysis
+from qcapprox.errors import StoreError
+from qcapprox.results import LIMITS, Results, bundle, energy_label, limit_key
+
+
+@pytest.fixture(scope="module")
+def results_path(tmp_path_factory) -> Path:
+    return results_file(tmp_path_factory.getbasetemp() / "results")
+
+
+@pytest.fixture(scope="module")
+def res(results_path: Path):
+    with Results(results_path) as handle:
+        yield handle
+
+
+def as_sets(pred: np.ndarray, threshold: float = 0.0) -> list[set[int]]:
+    return [{c for c in range(pred.shape[1]) if pred[k, c] < threshold} for k in range(len(pred))]
+
+
+# ---------------------------------------------------------------- tiny, by hand
+MASKS = np.array(
+    [
+        [1, 1, 0, 0, 0],  # B_0 = {0, 1}
+        [0, 1, 1, 0, 0],  # B_1 = {1, 2}
+        [0, 0, 0, 0, 0],  # B_2 = {}
+        [1, 1, 1, 0, 1],  # B_ref = {0, 1, 2, 4}
+    ],
+    dtype=bool,
+)
+
+
+def test_recall_by_hand() -> None:
+    np.testing.assert_allclose(analysis.recall(MASKS), [2 / 4, 2 / 4, 0.0, 1.0])
+    np.testing.assert_allclose(analysis.recall(MASKS, reference=0), [1.0, 0.5, 0.0, 1.0])
+    # empty reference: nothing to recall, undefined -> NaN (or the value asked for)
+    assert np.isnan(analysis.recall(MASKS, reference=2)).all()
+    np.testing.assert_array_equal(analysis.recall(MASKS, reference=2, empty=1.0), [1.0] * 4)
+    # unavailable limits are NaN; an unavailable reference makes everything NaN
+    valid = np.array([True, False, True, True])
+    np.testing.assert_allclose(analysis.recall(MASKS, valid=valid), [0.5, np.nan, 0.0, 1.0])
+    assert np.isnan(analysis.recall(MASKS, valid=~np.eye(4, dtype=bool)[3])).all()
+
+
+def test_overlap_by_hand() -> None:
+    ov = analysis.overlap(MASKS)
+    assert ov.both[0, 1] == 1 and ov.both[0, 3] == 2 and ov.both[1, 1] == 2
+    np.testing.assert_array_equal(ov.size_i, [2, 2, 0, 4])
+    assert ov.pct_i[0, 3] == 100.0 and ov.pct_j[0, 3] == 50.0
+    assert ov.jaccard[0, 1] == pytest.approx(1 / 3)  # {1} / {0, 1, 2}
+    assert ov.jaccard[0, 3] == pytest.approx(2 / 4)
+    assert np.isnan(ov.pct_i[2, 0]) and ov.pct_j[2, 0] == 0.0  # empty row set
+    assert np.isnan(ov.jaccard[2, 2])  # empty union
+    assert ov.only_i[0, 1] == 1 and ov.only_j[0, 1] == 1
+    both, only_i, only_j = analysis.cell_members(MASKS[0], MASKS[3])
+    assert both.tolist() == [0, 1] and only_i.tolist() == [] and only_j.tolist() == [2, 4]
+    np.testing.assert_array_equal(ov.matrix("count"), ov.both.astype(float))
+    with pytest.raises(ValueError, match="unknown metric"):
+        ov.matrix("dice")
+
+
+def test_below_hull_threshold_and_missing() -> None:
+    pred = np.array([[-0.01, 0.0, 0.01, np.nan], [np.nan] * 4])
+    np.testing.assert_array_equal(analysis.below_hull(pred), [[1, 0, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(analysis.below_hull(pred, 0.02)[0], [1, 1, 1, 0])
+    np.testing.assert_array_equal(analysis.available(pred), [True, False])
+    ov = analysis.overlap(analysis.below_hull(pred), valid_i=analysis.available(pred))
+    assert np.isnan(ov.matrix("count")[1]).all() and np.isnan(ov.jaccard[:, 1]).all()
+    assert ov.matrix("count")[0, 0] == 1
+
+
+def test_rmse_and_similarity_by_hand() -> None:
+    target = np.array([0.0, 0.02, 0.04])
+    pred = np.array([[0.0, 0.02, 0.04], [0.03, 0.02, 0.04], [np.nan, 0.0, 0.0]])
+    rmse = analysis.rmse(pred, target)
+    np.testing.assert_allclose(rmse[:2], [0.0, np.sqrt(0.03**2 / 3)])
+    assert np.isnan(rmse[2])
+    sim = analysis.similarity_score(rmse, target.mean())  # ȳ = 0.02
+    assert sim[0, 0] == 1.0
+    assert sim[0, 1] == pytest.approx(1 - np.sqrt(0.03**2 / 3) / 0.02)
+    assert sim[0, 1] == sim[1, 0] and np.isnan(sim[0, 2])
+
+
+def test_robust_candidates_against_loops() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.01, 0.02, (13, 300))
+    b = rng.normal(0.01, 0.02, (13, 300))
+    a[4] = np.nan
+    mult = rng.integers(1, 25, 300)
+    for k, require in itertools.product((1, 6, 10), ("all", "any")):
+        found = analysis.robust_candidates({"a": a, "b": b}, mult, 0.0, k, require)
+        na = [(a[:, c] < 0).sum() for c in range(300)]
+        nb = [(b[:, c] < 0).sum() for c in range(300)]
+        pick = {c for c in range(300) if (min if require == "all" else max)(na[c], nb[c]) >= k}
+        assert set(found.rows.tolist()) == pick
+        expected = sorted(
+            pick,
+            key=lambda c: (-(na[c] + nb[c]), np.nanmean(np.r_[a[:, c], b[:, c]]), c),
+        )
+        assert found.rows.tolist() == expected
+        np.testing.assert_array_equal(found.multiplicity, mult[found.rows])
+        np.testing.assert_array_equal(found.n_limits[:, 0], [na[c] for c in expected])
+        np.testing.assert_array_equal(found.total_limits, [na[c] + nb[c] for c in expected])
+    single = analysis.robust_candidates({"a": a}, mult, 0.01, 13)
+    assert all(np.nansum(a[:, c] < 0.01) >= 13 for c in single.rows) or len(single) == 0
+    with pytest.raises(ValueError, match="require"):
+        analysis.robust_candidates({"a": a}, mult, require="most")
+
+
+# ---------------------------------------------------------------- real inference sets
+def test_overlaps_equal_python_sets(res: Results) -> None:
+    pred = res.predictions("Pt", "rf")
+    sets = as_sets(pred)
+    masks = analysis.below_hull(pred)
+    ov = analysis.overlap(masks)
+    for i, j in itertools.product(range(13), repeat=2):
+        both = len(sets[i] & sets[j])
+        assert ov.both[i, j] == both
+        assert ov.pct_i[i, j] == pytest.approx(100 * both / len(sets[i]))
+        assert ov.pct_j[i, j] == pytest.approx(100 * both / len(sets[j]))
+        assert ov.jaccard[i, j] == pytest.approx(both / len(sets[i] | sets[j]))
+    rec = analysis.recall(masks)
+    for i in range(13):
+        assert rec[i] == pytest.approx(len(sets[i] & sets[12]) / len(sets[12]))
+    mult = res.multiplicity("Pt")
+    np.testing.assert_array_equal(
+        analysis.weighted_sizes(masks, mult), [sum(int(mult[c]) for c in s) for s in sets]
+    )
+
+
+def test_two_backbones_and_missing_limit(res: Results) -> None:
+    rf, al = res.predictions("Pt", "rf"), res.predictions("Pt", "allegro")
+    assert res.limits("Pt", "allegro") == tuple(x for x in LIMITS if x != 10)
+    assert np.isnan(al[5]).all() and np.isfinite(al[np.arange(13) != 5]).all()
+    valid = analysis.available(al)
+    assert valid.tolist() == [k != 5 for k in range(13)]
+    cross = analysis.overlap(
+        analysis.below_hull(rf), analysis.below_hull(al), analysis.available(rf), valid
+    )
+    per_limit = cross.diagonal()
+    s_rf, s_al = as_sets(rf, 0.01), as_sets(al, 0.01)
+    cross01 = analysis.overlap(analysis.below_hull(rf, 0.01), analysis.below_hull(al, 0.01))
+    for k in range(13):
+        assert cross01.both[k, k] == len(s_rf[k] & s_al[k])
+    assert np.isnan(per_limit.jaccard[5, 0]) and np.isnan(cross.matrix("count")[:, 5]).all()
+    rec = analysis.recall(analysis.below_hull(al), valid=valid)
+    assert np.isnan(rec[5]) and rec[12] == 1.0
+
+
+def test_rmse_matches_stored_metrics(res: Results) -> None:
+    for backbone in ("rf", "allegro"):
+        m = res.metrics("Pt", backbone)
+        rmse = analysis.rmse(m.test_predictions, m.test_target)
+        np.testing.assert_allclose(rmse, m.test_rmse, equal_nan=True)
+        manual = [np.sqrt(np.mean((p - m.test_target) ** 2)) for p in m.test_predictions]
+        np.testing.assert_allclose(rmse, manual, equal_nan=True)
+        assert m.test_mean == pytest.approx(m.test_target.mean())
+        sim = analysis.similarity_score(rmse, m.test_mean)
+        assert sim[3, 7] == pytest.approx(1 - abs(manual[3] - manual[7]) / m.test_target.mean())
+    assert res.metrics("Pt", "rf").n_train is not None
+    assert res.metrics("Pt", "allegro").n_train is None
+
+
+# ---------------------------------------------------------------- results file
+def test_results_listing_and_arrays(res: Results, results_path: Path) -> None:
+    assert res.dopants == ("Pt", "Pd")
+    assert res.backbones("Pt") == ("rf", "allegro")
+    assert res.n_configs("Pt") == 15327 and res.occupancy("Pt").shape == (15327, 36)
+    assert res.predictions("Pd", "rf").shape == (13, 15327)
+    assert res.labeler("Pt") == LABELER
+    assert res.energy_label("Pt") == "CHGNet stand-in labels"
+    assert energy_label("vasp 6.4") == "labels: vasp 6.4"
+    attrs = res.prediction_attrs("Pt", "rf")
+    assert attrs[24]["model"] == "calculators/rf/Pt/limit-24"
+    with h5py.File(results_path) as handle:
+        assert handle.attrs["format"] == "qcapprox-results"
+        assert set(json.loads(handle.attrs["sources"])) == {"Pt", "Pd"}
+        assert handle["Pt"].attrs["dopant"] == "Pt"
+    # the parent and export: decorate the stored occupancy
+    row = int(np.flatnonzero(res.composition("Pt")[:, 1] == 2)[0])
+    config_id = int(res.ids("Pt")[row])
+    atoms = res.atoms("Pt", config_id)
+    assert atoms.get_chemical_symbols().count("Pt") == 26 + 2  # Z = 2: Sc120Pt26 parent
+    assert len(atoms) == 146
+    assert atoms.info["multiplicity"] == res.multiplicity("Pt")[row]
+    assert res.parent("Pt").dopant == "Pt" and res.parent("Pt").n_active == 36
+    with pytest.raises(StoreError, match="no dopant 'Os'"):
+        res.backbones("Os")
+    with pytest.raises(StoreError, match="no predictions of backbone 'allegro-pretrained'"):
+        res.predictions("Pt", "allegro-pretrained")
+    with pytest.raises(StoreError, match="no configuration with id 7"):
+        res.row("Pt", 7)
+
+
+def test_results_refuses_bad_files(tmp_path: Path, results_path: Path) -> None:
+    store = results_path.parent / "sc60pt13.h5"
+    with pytest.raises(StoreError, match=r"sc60pt13\.h5: not a qcapprox results file.*bundle"):
+        Results(store)
+    with pytest.raises(StoreError, match="no such file"):
+        Results(tmp_path / "missing.h5")
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    with pytest.raises(StoreError, match="corrupt.h5: not a readable HDF5 file"):
+        Results(corrupt)
+    other = tmp_path / "v2.h5"
+    shutil.copyfile(results_path, other)
+    with h5py.File(other, "r+") as handle:
+        handle.attrs["schema_version"] = 2
+    before = other.read_bytes()
+    with pytest.raises(
+        StoreError, match="v2.h5: results schema version 2, this qcapprox reads version 1"
+    ):
+        Results(other)
+    assert other.read_bytes() == before  # left untouched
+    with h5py.File(other, "r+") as handle:
+        handle.attrs["schema_version"] = 1
+        del handle["Pd/configs/multiplicity"]
+    with pytest.raises(StoreError, match=r"incomplete, missing \['Pd/configs/multiplicity'\]"):
+        Results(other)
+
+
+def test_bundle_checks_and_is_atomic(tmp_path: Path, results_path: Path) -> None:
+    store = results_path.parent / "sc60pt13.h5"
+    out = tmp_path / "r.h5"
+    with pytest.raises(StoreError, match="holds dopant Pt, not Pd"):
+        bundle({"Pd": store}, out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+    bad = tmp_path / "bad.h5"
+    shutil.copyfile(store, bad)
+    with h5py.File(bad, "r+") as handle:
+        handle["predictions/rf/limit-26"] = np.zeros(3)
+    with pytest.raises(StoreError, match="predictions/rf/limit-26 has shape"):
+        bundle({"Pt": bad}, out)
+    bundle({"Pt": store}, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5", "r.h5"]
+    with Results(out) as res:
+        assert res.dopants == ("Pt",) and res.backbones("Pt") == ("rf", "allegro")
+
+
+def test_open_four_dopants_four_backbones_fast(tmp_path_factory) -> None:
+    """4 dopants x 4 backbones x 13 limits x 15,327 configurations open in about a second."""
+    directory = tmp_path_factory.getbasetemp() / "four"
+    directory.mkdir(exist_ok=True)
+    families = {"rf": (), "allegro": (), "allegro-sequential": (), "allegro-pretrained": ()}
+    stores = {d: build_store(directory, d, families) for d in ("Pt", "Pd", "Ir", "Rh")}
+    path = bundle(stores, directory / "results4.h5")
+    start = time.perf_counter()
+    with Results(path) as res:
+        opened = time.perf_counter() - start
+        pred = res.predictions("Ir", "allegro-pretrained")
+        masks = analysis.below_hull(pred)
+        analysis.overlap(masks, valid_i=analysis.available(pred))
+        analysis.recall(masks)
+        first_view = time.perf_counter() - start
+        assert [len(res.backbones(d)) for d in res.dopants] == [4, 4, 4, 4]
+        assert all(res.limits(d, b) == LIMITS for d in res.dopants for b in res.backbones(d))
+    assert opened < 1.0 and first_view < 2.0, (opened, first_view)
+
+
+def test_limit_key() -> None:
+    assert limit_key(0) == "limit-00" and limit_key(24) == "limit-24"
