@@ -16,3 +16,13 @@ def parent_pt() -> Parent:
 @pytest.fixture(scope="session")
 def enumerator_pt(parent_pt: Parent) -> Enumerator:
     return Enumerator.from_parent(parent_pt)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> None:
+    """One fresh model cache per test session: members are trained once and checked
+    against the committed model cards."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QCAPPROX_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+    yield
+    mp.undo()

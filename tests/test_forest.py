@@ -15,17 +15,8 @@ from qcapprox.models.forest import ModelError, load_member, registry_dir, traini
 from qcapprox.store import Store
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> None:
-    """A fresh model cache: members are retrained and checked against the committed cards."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QCAPPROX_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
 @pytest.mark.parametrize("limit", [0, 24])
-def test_member_reproduces_its_card(cache, limit: int) -> None:
+def test_member_reproduces_its_card(limit: int) -> None:
     member = load_member("Pt", limit)  # trains: raises if hash or test RMSE differ from card
     card = json.loads((registry_dir("rf", "Pt", limit) / "card.json").read_text())
     assert member.card == card
@@ -42,7 +33,7 @@ def test_member_reproduces_its_card(cache, limit: int) -> None:
     )
 
 
-def test_calculator_follows_ase_contract(cache) -> None:
+def test_calculator_follows_ase_contract() -> None:
     calc = ForestHullCalculator(dopant="Pt", limit=24)
     store = Store(training_store("Pt"))
     hull = Hull.load("Pt")
@@ -69,7 +60,7 @@ def test_calculator_follows_ase_contract(cache) -> None:
     assert calls == [1]
 
 
-def test_calculator_rejects_foreign_atoms_and_bad_limits(cache) -> None:
+def test_calculator_rejects_foreign_atoms_and_bad_limits() -> None:
     calc = ForestHullCalculator(dopant="Pt", limit=0)
     atoms = Store(training_store("Pt")).parent.decorate(np.zeros(36, np.uint8))
     atoms[7].symbol = "Au"

@@ -123,7 +123,7 @@ class Overlap:
         raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
 
     def diagonal(self) -> Overlap:
-        """Per-index comparison A_k vs B_k (e.g. two backbones at the same limit), as 1-row overlaps."""
+        """Per-index comparison A_k vs B_k (two backbones at the same limit), as (L, 1) overlaps."""
         k = np.arange(min(len(self.size_i), len(self.size_j)))
         return Overlap(
             both=self.both[k, k][:, None],

@@ -42,7 +42,9 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
     return paths
 
 
-def _heatmap(ax, matrix: np.ndarray, title: str, fmt: Callable[[float], str] | None, vmin=None, vmax=None):  # noqa: ANN001, ANN202
+def _heatmap(
+    ax, matrix: np.ndarray, title: str, fmt: Callable[[float], str] | None, vmin=None, vmax=None
+):
     cmap = matplotlib.colormaps[CMAP].copy()
     cmap.set_bad("#d0d0d0")
     data = np.ma.masked_invalid(matrix)
@@ -59,7 +61,12 @@ def _heatmap(ax, matrix: np.ndarray, title: str, fmt: Callable[[float], str] | N
         if np.isfinite(value):
             bright = (value - lo) / (hi - lo or 1.0) > 0.6
             text = ax.text(
-                j, i, fmt(value), ha="center", va="center", fontsize=4.5,
+                j,
+                i,
+                fmt(value),
+                ha="center",
+                va="center",
+                fontsize=4.5,
                 color="black" if bright else "white",
             )
             text.set_in_layout(False)
@@ -116,15 +123,20 @@ def write_report(
             metrics = {b: res.metrics(dopant, b) for b in res.metric_backbones(dopant)}
             written += _subset_sizes(dopant, metrics, out_dir, formats, skip)
             written += _rmse(dopant, metrics, label, out_dir, formats, skip)
-            written += _recall(dopant, families, res.multiplicity(dopant), threshold, label, out_dir, formats)
+            written += _recall(
+                dopant, families, res.multiplicity(dopant), threshold, label, out_dir, formats
+            )
             for backbone, m in metrics.items():
                 rmse = analysis.rmse(m.test_predictions, m.test_target)
                 sim = analysis.similarity_score(rmse, m.test_mean)
                 fig = Figure(figsize=(5.2, 4.6), layout="constrained")
                 ax = fig.add_subplot()
                 image = _heatmap(
-                    ax, sim, f"Sc-{dopant} · {backbone} · SimilarityScore (eq. 4), test set\n"
-                    f"ȳ = {m.test_mean:.4f} eV/atom · {label}", lambda v: f"{v:.2f}",
+                    ax,
+                    sim,
+                    f"Sc-{dopant} · {backbone} · SimilarityScore (eq. 4), test set\n"
+                    f"ȳ = {m.test_mean:.4f} eV/atom · {label}",
+                    lambda v: f"{v:.2f}",
                 )
                 fig.colorbar(image, ax=ax, shrink=0.8)
                 written += _save(fig, out_dir, f"{dopant}-{backbone}-similarity", formats)
@@ -155,9 +167,16 @@ def write_report(
                         out_dir / f"{stem}.csv",
                         ["limit_i", "limit_j", "both", "pct_i", "pct_j", "jaccard"],
                         [
-                            [LIMITS[i], LIMITS[j], int(ov.both[i, j]), ov.pct_i[i, j],
-                             ov.pct_j[i, j], ov.jaccard[i, j]]
-                            for i in range(len(LIMITS)) for j in range(len(LIMITS))
+                            [
+                                LIMITS[i],
+                                LIMITS[j],
+                                int(ov.both[i, j]),
+                                ov.pct_i[i, j],
+                                ov.pct_j[i, j],
+                                ov.jaccard[i, j],
+                            ]
+                            for i in range(len(LIMITS))
+                            for j in range(len(LIMITS))
                         ],
                     )
                 )
@@ -167,7 +186,10 @@ def write_report(
             for dopant, rec in by_dopant.items():
                 ax.plot(LIMITS, rec, marker="o", label=f"Sc-{dopant}")
             ax.set(
-                xlabel="limit", ylabel="recall vs limit 24", xticks=LIMITS, ylim=(-0.05, 1.05),
+                xlabel="limit",
+                ylabel="recall vs limit 24",
+                xticks=LIMITS,
+                ylim=(-0.05, 1.05),
                 title=f"{backbone} · recall against the limit-24 set (< {threshold:+.3f} eV/atom)",
             )
             ax.legend()
@@ -190,7 +212,7 @@ def write_report(
     return [*written, index]
 
 
-def _subset_sizes(dopant, metrics, out_dir, formats, skip) -> list[Path]:  # noqa: ANN001
+def _subset_sizes(dopant, metrics, out_dir, formats, skip) -> list[Path]:
     sized = {b: m for b, m in metrics.items() if m.n_train is not None}
     if not sized:
         skip(
@@ -206,22 +228,26 @@ def _subset_sizes(dopant, metrics, out_dir, formats, skip) -> list[Path]:  # noq
     ax.bar(x, m.n_train, label="train")
     ax.bar(x, n_val, bottom=m.n_train, label="validation")
     ax.set(
-        xticks=x, xticklabels=[str(v) for v in LIMITS], xlabel="limit (max A5 defects)",
-        ylabel="structures", title=f"Sc-{dopant} · training subdataset sizes ({backbone})",
+        xticks=x,
+        xticklabels=[str(v) for v in LIMITS],
+        xlabel="limit (max A5 defects)",
+        ylabel="structures",
+        title=f"Sc-{dopant} · training subdataset sizes ({backbone})",
     )
     ax.legend()
     stem = f"{dopant}-subset-sizes"
     paths = _save(fig, out_dir, stem, formats)
     paths.append(
         _write_csv(
-            out_dir / f"{stem}.csv", ["limit", "train", "validation"],
+            out_dir / f"{stem}.csv",
+            ["limit", "train", "validation"],
             [[LIMITS[k], int(m.n_train[k]), int(n_val[k])] for k in range(len(LIMITS))],
         )
     )
     return paths
 
 
-def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:  # noqa: ANN001
+def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:
     if not metrics:
         skip(f"{dopant}: test RMSE and SimilarityScore: the results file holds no metrics/")
         return []
@@ -233,17 +259,21 @@ def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:  # noqa
         ax.plot(LIMITS, rmse, marker="o", label=backbone)
         rows += [[backbone, LIMITS[k], rmse[k]] for k in range(len(LIMITS))]
     ax.set(
-        xlabel="limit", ylabel="test RMSE, eV/atom", xticks=LIMITS,
+        xlabel="limit",
+        ylabel="test RMSE, eV/atom",
+        xticks=LIMITS,
         title=f"Sc-{dopant} · test RMSE (eq. 3) · {label}",
     )
     ax.legend()
     stem = f"{dopant}-rmse"
     paths = _save(fig, out_dir, stem, formats)
-    paths.append(_write_csv(out_dir / f"{stem}.csv", ["backbone", "limit", "test_rmse_eV_per_atom"], rows))
+    paths.append(
+        _write_csv(out_dir / f"{stem}.csv", ["backbone", "limit", "test_rmse_eV_per_atom"], rows)
+    )
     return paths
 
 
-def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) -> list[Path]:  # noqa: ANN001
+def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) -> list[Path]:
     if not families:
         return []
     fig = Figure(figsize=(9, 3.4), layout="constrained")
@@ -255,15 +285,18 @@ def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) 
         rec = analysis.recall(masks, REFERENCE, valid=valid)
         ax_n.plot(LIMITS, sizes, marker="o", label=backbone)
         ax_r.plot(LIMITS, rec, marker="o", label=backbone)
-        rows += [
-            [backbone, LIMITS[k], sizes[k], weighted[k], rec[k]] for k in range(len(LIMITS))
-        ]
+        rows += [[backbone, LIMITS[k], sizes[k], weighted[k], rec[k]] for k in range(len(LIMITS))]
     ax_n.set(
-        xlabel="limit", ylabel="configurations", xticks=LIMITS,
+        xlabel="limit",
+        ylabel="configurations",
+        xticks=LIMITS,
         title=f"below-hull set size |B| (E < {threshold:+.3f} eV/atom)",
     )
     ax_r.set(
-        xlabel="limit", ylabel="recall", xticks=LIMITS, ylim=(-0.05, 1.05),
+        xlabel="limit",
+        ylabel="recall",
+        xticks=LIMITS,
+        ylim=(-0.05, 1.05),
         title="recall against the limit-24 set",
     )
     ax_n.legend()
@@ -273,7 +306,8 @@ def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) 
     paths.append(
         _write_csv(
             out_dir / f"{stem}.csv",
-            ["backbone", "limit", "below_hull", "below_hull_weighted", "recall_vs_24"], rows,
+            ["backbone", "limit", "below_hull", "below_hull_weighted", "recall_vs_24"],
+            rows,
         )
     )
     return paths

@@ -5,7 +5,8 @@ Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_v
 
     /<dopant>/                      attrs: the store's root attributes (dopant, recipe, ...)
     /<dopant>/parent/...            copy of the store's parent/ group
-    /<dopant>/configs/...           copy of configs/ (id, occupancy, multiplicity, composition, task)
+    /<dopant>/configs/...           copy of configs/ (id, occupancy, multiplicity,
+                                    composition, task)
     /<dopant>/predictions/<backbone>/limit-XX
                                     (n,) float64, predicted energy above hull, eV/atom, of
                                     every configuration row; XX = 00, 02, ..., 24;
@@ -34,7 +35,13 @@ from ase import Atoms
 
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
-from qcapprox.store import CONFIG_FIELDS, _read_parent, open_store, package_versions, write_atomically
+from qcapprox.store import (
+    CONFIG_FIELDS,
+    _read_parent,
+    open_store,
+    package_versions,
+    write_atomically,
+)
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1
@@ -186,9 +193,7 @@ class Results:
     # ------------------------------------------------------------------ listing
     def _check(self, dopant: str, backbone: str | None = None) -> None:
         if dopant not in self.dopants:
-            raise StoreError(
-                f"{self.path}: no dopant {dopant!r} (holds {', '.join(self.dopants)})"
-            )
+            raise StoreError(f"{self.path}: no dopant {dopant!r} (holds {', '.join(self.dopants)})")
         if backbone is not None and backbone not in self._backbones[dopant]:
             raise StoreError(
                 f"{self.path}: no predictions of backbone {backbone!r} for {dopant} "
@@ -216,7 +221,7 @@ class Results:
         return dict(self._handle[dopant].attrs)
 
     # ------------------------------------------------------------------ arrays
-    def _cached(self, key: tuple, load):  # noqa: ANN001, ANN202
+    def _cached(self, key: tuple, load):
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = load()
@@ -224,7 +229,9 @@ class Results:
 
     def _config(self, dopant: str, field: str) -> np.ndarray:
         self._check(dopant)
-        return self._cached(("configs", dopant, field), lambda: self._handle[dopant]["configs"][field][:])
+        return self._cached(
+            ("configs", dopant, field), lambda: self._handle[dopant]["configs"][field][:]
+        )
 
     def n_configs(self, dopant: str) -> int:
         """Number of configurations (rows) of a dopant."""
@@ -325,7 +332,9 @@ class Results:
     def parent(self, dopant: str) -> Parent:
         """The parent of a dopant's configurations (for export)."""
         self._check(dopant)
-        return self._cached(("parent", dopant), lambda: _read_parent(self._handle[dopant], self.path))
+        return self._cached(
+            ("parent", dopant), lambda: _read_parent(self._handle[dopant], self.path)
+        )
 
     def row(self, dopant: str, config_id: int) -> int:
         """Row of a configuration id."""

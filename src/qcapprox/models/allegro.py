@@ -607,10 +607,7 @@ def run_stage(stage_dir: Path, config: dict) -> dict:
         command.append(f"+ckpt_path={last}")
     start = time.perf_counter()
     _run(command, stage_dir, stage_dir / "train.log")
-    seconds = time.perf_counter() - start
-    prior = stage_dir / "seconds.json"
-    if prior.exists():  # time spent before an interruption
-        seconds += json.loads(prior.read_text())["seconds"]
+    seconds = time.perf_counter() - start  # of this run (a resumed stage: after resuming)
     history = _read_history(stage_dir / "log" / "version_0" / "metrics.csv")
     record = {
         "epochs": len(history),

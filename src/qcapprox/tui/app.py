@@ -11,15 +11,17 @@ SimilarityScore). Analysis runs in worker threads; the keys never wait for it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from ase.io import write
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import (
     DataTable,
     Footer,
@@ -30,12 +32,20 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.worker import Worker
 
 from qcapprox import analysis
+from qcapprox.parent import Parent
 from qcapprox.results import LIMITS, Results
-from qcapprox.tui.format import OCC_LEGEND, energy, number, occupancy_strings
+from qcapprox.tui.format import (
+    OCC_LEGEND,
+    composition_filter,
+    energy,
+    number,
+    occupancy_strings,
+)
 from qcapprox.tui.heatmap import Heatmap
-from qcapprox.tui.state import View, compute_view
+from qcapprox.tui.state import Family, View, compute_view
 
 LIMIT_LABELS = [str(x) for x in LIMITS]
 SETS = ("both", "only_i", "only_j")
@@ -44,7 +54,7 @@ SORT_TITLES = {
     "E@i": "E at i, lowest first",
     "E@j": "E at j, lowest first",
     "mult": "multiplicity, largest first",
-    "comp": "composition",
+    "comp": "composition (A4 vacancies, A4 M, ...)",
     "id": "id",
 }
 METRIC_KINDS = {"count": "count", "pct_i": "percent", "pct_j": "percent", "jaccard": "fraction"}
@@ -62,27 +72,27 @@ TABS = ("limits", "candidates", "compare", "robust", "detail", "test")
 class LimitHeatmap(Heatmap):
     """The heatmap of the Limits and Compare tabs: enter lists the cell's candidates."""
 
-    BINDINGS = [Binding("enter", "select", "Candidates")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Candidates")]
 
 
 class CandidateTable(DataTable):
     """A table of configurations: enter opens the detail."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Detail")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Detail")]
 
 
 class FilterInput(Input):
     """The composition filter: escape clears and closes it."""
 
-    BINDINGS = [Binding("escape", "app.clear_filter", "Clear filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.clear_filter", "Clear filter")]
 
 
 class LimitsPane(Vertical):
-    BINDINGS = [Binding("m", "app.cycle_metric", "Metric")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("m", "app.cycle_metric", "Metric")]
 
 
 class CandidatesPane(Vertical):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "app.cycle_set", "Set"),
         Binding("s", "app.cycle_sort", "Sort"),
         Binding("slash", "app.filter", "Filter", key_display="/"),
@@ -90,21 +100,21 @@ class CandidatesPane(Vertical):
 
 
 class ComparePane(Vertical):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "app.cycle_metric", "Metric"),
         Binding("o", "app.cycle_other", "Other"),
     ]
 
 
 class RobustPane(Vertical):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("k", "app.cycle_k", "Min limits"),
         Binding("a", "app.cycle_scope", "Scope"),
     ]
 
 
 class DetailPane(Vertical):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "app.export('cif')", "CIF"),
         Binding("p", "app.export('poscar')", "POSCAR"),
         Binding("x", "app.export('extxyz')", "extxyz"),
@@ -114,7 +124,7 @@ class DetailPane(Vertical):
 class ThresholdScreen(ModalScreen[float | None]):
     """Ask for the below-hull threshold (eV/atom)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, current: float) -> None:
         super().__init__()
@@ -143,8 +153,7 @@ class QcapproxApp(App[None]):
 
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
-    TABS_GROUP = Binding.Group("Tab", compact=True)
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "cycle_dopant", "Dopant"),
         Binding("b", "cycle_backbone", "Backbone"),
         Binding("t", "threshold", "Threshold"),
@@ -184,8 +193,7 @@ class QcapproxApp(App[None]):
         self.detail_row: int | None = None
         self.candidate_rows = np.zeros(0, dtype=np.int64)
         self.robust: analysis.Candidates | None = None
-        self._busy = 0
-        self._busy_timer = None
+        self._busy_timer: Timer | None = None
         self._stale: set[str] = set()
 
     # ------------------------------------------------------------------ layout
@@ -235,22 +243,27 @@ class QcapproxApp(App[None]):
         self._show_status()
         self.recompute()
 
+    def on_unmount(self) -> None:
+        self.results.close()
+
     # ------------------------------------------------------------------ busy indicator
-    def _start_busy(self) -> None:
-        self._busy += 1
-        if self._busy_timer is None:
-            self._busy_timer = self.set_timer(0.2, self._show_busy)
+    def _working(self) -> bool:
+        return any(not worker.is_finished for worker in self.workers)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Show the progress indicator while a worker runs for longer than a moment."""
+        if self._working():
+            if self._busy_timer is None:
+                self._busy_timer = self.set_timer(0.2, self._show_busy)
+            return
+        if self._busy_timer is not None:
+            self._busy_timer.stop()
+            self._busy_timer = None
+        self.query_one("#busy").display = False
 
     def _show_busy(self) -> None:
-        self.query_one("#busy").display = self._busy > 0
-
-    def _end_busy(self) -> None:
-        self._busy = max(0, self._busy - 1)
-        if self._busy == 0:
-            if self._busy_timer is not None:
-                self._busy_timer.stop()
-                self._busy_timer = None
-            self.query_one("#busy").display = False
+        self._busy_timer = None
+        self.query_one("#busy").display = self._working()
 
     # ------------------------------------------------------------------ selection
     def _next_other(self, current: str | None) -> str | None:
@@ -277,8 +290,10 @@ class QcapproxApp(App[None]):
         backbones = self.results.backbones(self.dopant)
         if self.backbone not in backbones:
             self.backbone = backbones[0] if backbones else None
-        self.other = self.other if self.other in backbones and self.other != self.backbone else (
-            self._next_other(None)
+        self.other = (
+            self.other
+            if self.other in backbones and self.other != self.backbone
+            else (self._next_other(None))
         )
         self.detail_row = None
         self.recompute()
@@ -332,7 +347,11 @@ class QcapproxApp(App[None]):
 
     def action_cycle_scope(self) -> None:
         scopes = ("backbone", "both", "either") if self.other else ("backbone",)
-        self.scope = scopes[(scopes.index(self.scope) + 1) % len(scopes)] if self.scope in scopes else scopes[0]
+        self.scope = (
+            scopes[(scopes.index(self.scope) + 1) % len(scopes)]
+            if self.scope in scopes
+            else scopes[0]
+        )
         self.compute_robust()
 
     # ------------------------------------------------------------------ workers
@@ -344,7 +363,6 @@ class QcapproxApp(App[None]):
                 f"{self.results.path.name}: no predictions for {self.dopant}"
             )
             return
-        self._start_busy()
         self._analyse(self.dopant, self.backbone, self.other, self.threshold)
 
     @work(thread=True, exclusive=True, group="analysis")
@@ -357,11 +375,9 @@ class QcapproxApp(App[None]):
         self.call_from_thread(self._apply, view)
 
     def _failed(self, err: Exception) -> None:
-        self._end_busy()
         self.notify(str(err), title="analysis failed", severity="error", timeout=10)
 
     def _apply(self, view: View) -> None:
-        self._end_busy()
         if view.key != (self.dopant, self.backbone, self.other, self.threshold):
             return  # a newer selection is on its way
         self.view = view
@@ -389,11 +405,9 @@ class QcapproxApp(App[None]):
             return
         if self.scope != "backbone" and self.view.other is None:
             self.scope = "backbone"
-        self._start_busy()
         self._robust_worker(self.view, self.k, self.scope)
 
     def _apply_robust(self, view: View, k: int, scope: str, found: analysis.Candidates) -> None:
-        self._end_busy()
         if view is not self.view or k != self.k or scope != self.scope:
             return
         self.robust = found
@@ -401,7 +415,9 @@ class QcapproxApp(App[None]):
 
     @work(thread=True, exclusive=True, group="detail")
     def _detail_worker(self, dopant: str, row: int) -> None:
-        columns = {b: self.results.predictions(dopant, b)[:, row] for b in self.results.backbones(dopant)}
+        columns = {
+            b: self.results.predictions(dopant, b)[:, row] for b in self.results.backbones(dopant)
+        }
         occupancy = self.results.occupancy(dopant)[row]
         parent = self.results.parent(dopant)
         self.call_from_thread(self._apply_detail, dopant, row, columns, occupancy, parent)
@@ -409,7 +425,6 @@ class QcapproxApp(App[None]):
     def show_detail(self, row: int) -> None:
         """Show one configuration (a store row) in the Detail tab."""
         self.detail_row = row
-        self._start_busy()
         self._detail_worker(self.dopant, row)
 
     @work(thread=True, group="export")
@@ -428,7 +443,6 @@ class QcapproxApp(App[None]):
         self.call_from_thread(self._exported, path, atoms.get_chemical_formula())
 
     def _exported(self, path: Path | None, message: str) -> None:
-        self._end_busy()
         if path is None:
             self.notify(message, title="export failed", severity="error")
         else:
@@ -438,7 +452,6 @@ class QcapproxApp(App[None]):
         if self.detail_row is None:
             self.notify("choose a configuration first (enter in Candidates or Robust)")
             return
-        self._start_busy()
         self._export_worker(self.dopant, self.detail_row, kind)
 
     # ------------------------------------------------------------------ limits and compare
@@ -518,14 +531,16 @@ class QcapproxApp(App[None]):
         a, b = view.primary, view.other
         ag = view.agreement
 
-        def cell(fam) -> str:  # noqa: ANN001
+        def cell(fam: Family) -> str:
             value = fam.overlap.matrix(self.metric)[i, j]
             return number(value, METRIC_KINDS[self.metric], 7)
 
+        both = ag.both[i, 0] if ag.valid_i[i] and ag.valid_j[i] else np.nan
         self.query_one("#compare-summary", Static).update(
             f"i={LIMITS[i]} j={LIMITS[j]}: {a.backbone} {cell(a)} · {b.backbone} {cell(b)}\n"
-            f"limit {LIMITS[i]}: {a.backbone} {a.sizes[i]} · {b.backbone} {b.sizes[i]} · "
-            f"both {ag.both[i, 0]} · Jaccard {number(ag.jaccard[i, 0], 'fraction', 5)}"
+            f"limit {LIMITS[i]}: {a.backbone} {number(_sizes(a)[i], 'count', 7)} · "
+            f"{b.backbone} {number(_sizes(b)[i], 'count', 7)} · "
+            f"both {number(both, 'count', 7)} · Jaccard {number(ag.jaccard[i, 0], 'fraction', 5)}"
         )
 
     @on(Heatmap.CursorMoved)
@@ -552,10 +567,10 @@ class QcapproxApp(App[None]):
             return np.zeros(0, dtype=np.int64)
         i, j = self.cell
         masks = view.primary.masks
-        rows = dict(zip(SETS, analysis.cell_members(masks[i], masks[j]), strict=True))[self.cell_set]
+        rows = dict(zip(SETS, analysis.cell_members(masks[i], masks[j]), strict=True))[
+            self.cell_set
+        ]
         if self.query_text.strip():
-            from qcapprox.tui.format import composition_filter
-
             rows = rows[composition_filter(view.composition[rows], self.query_text)]
         pred = view.primary.predictions
         e_i = np.nan_to_num(pred[i, rows], nan=np.inf)
@@ -565,7 +580,7 @@ class QcapproxApp(App[None]):
             "E@i": (ids, e_i),
             "E@j": (ids, e_j),
             "mult": (ids, e_i, -view.multiplicity[rows]),
-            "comp": (ids, e_i, view.composition[rows]),
+            "comp": (ids, e_i, *view.counts[rows].T[::-1]),
             "id": (ids,),
         }[self.sort]
         return rows[np.lexsort(keys)]
@@ -688,8 +703,14 @@ class QcapproxApp(App[None]):
             self.action_tab("detail")
 
     # ------------------------------------------------------------------ detail
-    def _apply_detail(self, dopant, row, columns, occupancy, parent) -> None:  # noqa: ANN001
-        self._end_busy()
+    def _apply_detail(
+        self,
+        dopant: str,
+        row: int,
+        columns: dict[str, np.ndarray],
+        occupancy: np.ndarray,
+        parent: Parent,
+    ) -> None:
         if dopant != self.dopant or row != self.detail_row:
             return
         config_id = int(self.results.ids(dopant)[row])
@@ -701,9 +722,7 @@ class QcapproxApp(App[None]):
         ]
         self.query_one("#detail-title", Static).update(
             f"{dopant} id {config_id} · A4 v{comp[0]} M{comp[1]} · A5 v{comp[2]} M{comp[3]} · "
-            f"multiplicity {mult}\n"
-            + "\n".join(sites)
-            + f"   ({OCC_LEGEND})\n"
+            f"multiplicity {mult}\n" + "\n".join(sites) + f"   ({OCC_LEGEND})\n"
             f"E above hull, eV/atom ({self.results.energy_label(dopant)}); * below "
             f"{self.threshold:+.3f}"
         )
@@ -762,7 +781,7 @@ class QcapproxApp(App[None]):
             self._show_robust()
 
 
-def _sizes(fam) -> np.ndarray:  # noqa: ANN001
+def _sizes(fam: Family) -> np.ndarray:
     """Set sizes per limit for display: NaN ('-') where a limit has no predictions."""
     return np.where(fam.valid, fam.sizes, np.nan)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -68,7 +69,7 @@ class Heatmap(Widget, can_focus=True):
         width: 1fr;
     }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "move(-1, 0)", "Up", show=False),
         Binding("down", "move(1, 0)", "Down", show=False),
         Binding("left", "move(0, -1)", "Left", show=False),
@@ -171,10 +172,10 @@ class Heatmap(Widget, can_focus=True):
         cw = (width - self.label_width) // max(len(self.labels), 1)
         return max(2, min(self.max_cell, cw))
 
-    def get_content_width(self, container, viewport) -> int:  # noqa: ANN001
+    def get_content_width(self, container, viewport) -> int:
         return self.label_width + len(self.labels) * self.max_cell
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # noqa: ANN001
+    def get_content_height(self, container, viewport, width: int) -> int:
         return 1 + len(self.labels) + len(self.extra)
 
     # ------------------------------------------------------------------ drawing
@@ -233,11 +234,16 @@ class Heatmap(Widget, can_focus=True):
             lo, hi = _range(values, kind)
             lv = _levels(values, lo, hi, n_levels)
             line = Text(label.ljust(lw), Style(italic=True))
-            for j in range(n):
-                value = values[j] if j < len(values) else math.nan
-                text = number(value, kind, cw - 1)
-                if text.startswith("#"):
-                    text = SHADES[min(lv[j] * len(SHADES) // n_levels, len(SHADES) - 1)] * (cw - 1)
+            padded = [values[j] if j < len(values) else math.nan for j in range(n)]
+            texts = [number(v, kind, cw - 1) for v in padded]
+            if any(t.startswith("#") for t in texts):  # a row is all numbers or all shades
+                texts = [
+                    SHADES[min(lv[j] * len(SHADES) // n_levels, len(SHADES) - 1)] * (cw - 1)
+                    if lv[j] >= 0
+                    else MISSING
+                    for j in range(n)
+                ]
+            for j, text in enumerate(texts):
                 line.append(text.rjust(cw - 1), mark if j == cj else Style())
                 line.append(" ")
             lines.append(line)

@@ -71,11 +71,17 @@ class View:
     multiplicity: np.ndarray
     a4: np.ndarray  # A4 occupancy strings
     composition: np.ndarray  # composition strings
+    counts: np.ndarray  # (n, 4) compositions
     energy_label: str
 
     @property
     def key(self) -> tuple:
-        return (self.dopant, self.primary.backbone, self.other and self.other.backbone, self.threshold)
+        return (
+            self.dopant,
+            self.primary.backbone,
+            self.other and self.other.backbone,
+            self.threshold,
+        )
 
 
 def compute_view(
@@ -101,5 +107,6 @@ def compute_view(
         multiplicity=results.multiplicity(dopant),
         a4=occupancy_strings(results.occupancy(dopant)[:, a4]),
         composition=composition_strings(results.composition(dopant)),
+        counts=results.composition(dopant),
         energy_label=results.energy_label(dopant),
     )
