@@ -10,6 +10,7 @@ recompute independently (with Python sets).
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import h5py
@@ -100,9 +101,27 @@ def build_store(directory: Path, dopant: str, families: dict = FAMILIES) -> Path
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def results_file(directory: Path, dopants: tuple[str, ...] = ("Pt", "Pd")) -> Path:
     """A results file bundling predicted stores of `dopants` (built once per directory)."""
     directory.mkdir(parents=True, exist_ok=True)
     stores = {d: build_store(directory, d) for d in dopants}
     return bundle(stores, directory / "results.h5")
+
+
+def training_store(directory: Path, dopant: str = "Pt") -> Path:
+    """A stand-in labelled training store: a copy of the inference store with synthetic A5
+    defect counts (0..24) and a split (0 train, 1 validation, 2 test, 255 excluded)."""
+    path = directory / f"training-{dopant.lower()}.h5"
+    if not path.exists():
+        shutil.copyfile(build_store(directory, dopant), path)
+        with h5py.File(path, "r+") as handle:
+            ids = handle["configs/id"][:]
+            comp = handle["configs/composition"][:]
+            comp[:, 2] = ids % 25
+            handle["configs/composition"][...] = comp
+            split = np.where(ids % 10 == 3, 1, 0).astype(np.uint8)
+            split[np.flatnonzero(comp[:, 2] == 0)[:63]] = 2
+            split[ids % 97 == 5] = 255
+            handle["split"] = split
+    return path

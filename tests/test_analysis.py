@@ -217,7 +217,7 @@ def test_results_refuses_bad_files(tmp_path: Path, results_path: Path) -> None:
         Results(tmp_path / "missing.h5")
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
-    with pytest.raises(StoreError, match="corrupt.h5: not a readable HDF5 file"):
+    with pytest.raises(StoreError, match=r"corrupt\.h5: not a readable HDF5 file"):
         Results(corrupt)
     other = tmp_path / "v2.h5"
     shutil.copyfile(results_path, other)
@@ -225,7 +225,7 @@ def test_results_refuses_bad_files(tmp_path: Path, results_path: Path) -> None:
         handle.attrs["schema_version"] = 2
     before = other.read_bytes()
     with pytest.raises(
-        StoreError, match="v2.h5: results schema version 2, this qcapprox reads version 1"
+        StoreError, match=r"v2\.h5: results schema version 2, this qcapprox reads version 1"
     ):
         Results(other)
     assert other.read_bytes() == before  # left untouched

@@ -9,15 +9,16 @@ import functools
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from ase.io import read
-from resultsdata import results_file
+from resultsdata import build_store, results_file
 from textual.widgets import DataTable, TabbedContent
 
 from qcapprox import analysis
 from qcapprox.errors import StoreError
-from qcapprox.results import LIMITS, Results
+from qcapprox.results import LIMITS, Results, bundle
 from qcapprox.tui.app import MAX_ROWS, QcapproxApp
 from qcapprox.tui.format import composition_strings, number, occupancy_strings
 from qcapprox.tui.heatmap import Heatmap
@@ -34,11 +35,11 @@ def res(results_path: Path):
         yield handle
 
 
-def sync(test):  # noqa: ANN001, ANN201
+def sync(test):
     """Run an async pilot test with asyncio (no pytest async plugin needed)."""
 
     @functools.wraps(test)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         return asyncio.run(test(*args, **kwargs))
 
     return wrapper
@@ -52,13 +53,13 @@ def screen_text(app: QcapproxApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def settle(pilot) -> None:  # noqa: ANN001
+async def settle(pilot) -> None:
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
 
-async def press(pilot, *keys: str) -> None:  # noqa: ANN001
+async def press(pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
@@ -79,7 +80,9 @@ async def test_heatmap_numbers_equal_sets(results_path: Path, res: Results) -> N
         assert "Pt · rf · below +0.000 eV/atom · CHGNet stand-in labels" in text
         assert "DFT" not in text
         lines = text.splitlines()
-        header = next(k for k, line in enumerate(lines) if re.fullmatch(r"\s+0\s+2\s+4.*24\s*", line))
+        header = next(
+            k for k, line in enumerate(lines) if re.fullmatch(r"\s+0\s+2\s+4.*24\s*", line)
+        )
         for i in range(13):
             cells = lines[header + 1 + i].split()
             assert int(cells[0]) == LIMITS[i]
@@ -97,7 +100,8 @@ async def test_heatmap_numbers_equal_sets(results_path: Path, res: Results) -> N
         assert (LIMITS[i], LIMITS[j]) == (4, 8)
         both = len(sets[i] & sets[j])
         summary = str(app.query_one("#cell-summary").render())
-        assert f"i=4 j=8 │ both {both} │ only i {len(sets[i] - sets[j])} │ only j {len(sets[j] - sets[i])}" in summary
+        only_i, only_j = len(sets[i] - sets[j]), len(sets[j] - sets[i])
+        assert f"i=4 j=8 │ both {both} │ only i {only_i} │ only j {only_j}" in summary
         assert f"Jaccard {both / len(sets[i] | sets[j]):.3f}" in summary
         assert f"({100 * both / len(sets[i]):.1f}% in both)" in summary
         # metrics: % of i, % of j, Jaccard: the heatmap holds the analysis matrices
@@ -147,7 +151,11 @@ async def test_candidates_sets_sort_filter_detail_export(
         c = int(np.flatnonzero(ids == int(first[0]))[0])
         a4 = occupancy_strings(res.occupancy("Pt")[c : c + 1, :12])[0]
         assert first[1:] == [
-            comp[c], a4, f"{pred[i, c]:.4f}", f"{pred[j, c]:.4f}", str(res.multiplicity("Pt")[c])
+            comp[c],
+            a4,
+            f"{pred[i, c]:.4f}",
+            f"{pred[j, c]:.4f}",
+            str(res.multiplicity("Pt")[c]),
         ]
         # sort by multiplicity (largest first): E@i, E@j, mult
         await press(pilot, "s", "s")
@@ -269,14 +277,35 @@ async def test_resize_and_no_color(results_path: Path, monkeypatch) -> None:
         await settle(pilot)
         heat = app.query_one("#heatmap", Heatmap)
         assert heat.cell_width() == 5
-        for size in ((60, 20), (200, 60), (80, 24)):
+        for size in ((60, 20), (30, 8), (200, 60), (80, 24)):
             await pilot.resize_terminal(*size)
             await settle(pilot)
             assert heat.cell_width() == min(7, max(2, (heat.content_size.width - 4) // 13))
-            assert "CHGNet stand-in labels" in screen_text(app)
+            if size[0] >= 60:  # a 30x8 terminal cuts the top line, but nothing breaks
+                assert "CHGNet stand-in labels" in screen_text(app)
         await press(pilot, "3")
         text = screen_text(app)
         assert "▓" in text or "█" in text  # shade glyphs: readable without colour
+
+
+@sync
+async def test_one_backbone_without_metrics(tmp_path: Path) -> None:
+    store = build_store(tmp_path, "Rh", {"rf": ()})
+    with h5py.File(store, "r+") as handle:
+        del handle["metrics"]
+    app = QcapproxApp(bundle({"Rh": store}, tmp_path / "rh.h5"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.other is None
+        await press(pilot, "3")
+        assert "Compare needs two backbones" in screen_text(app)
+        await press(pilot, "4", "a")
+        assert app.scope == "backbone"
+        await press(pilot, "6")
+        assert "no test metrics for rf (Rh) in this file" in screen_text(app)
+        await press(pilot, "5")
+        await press(pilot, "c")  # nothing chosen yet: a message, no file
+        assert not list(Path.cwd().glob("Rh-*.cif"))
 
 
 def test_refuses_a_store(results_path: Path) -> None:
@@ -285,25 +314,27 @@ def test_refuses_a_store(results_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- snapshots
-def snapshot_app(results_path: Path) -> QcapproxApp:
+@pytest.fixture
+def snapshot_app(results_path: Path, monkeypatch) -> QcapproxApp:
+    monkeypatch.delenv("NO_COLOR", raising=False)  # snapshots are taken in colour
     return QcapproxApp(results_path)
 
 
-def test_snapshot_limits_80x24(snap_compare, results_path: Path) -> None:
-    assert snap_compare(snapshot_app(results_path), terminal_size=(80, 24), run_before=settle)
+def test_snapshot_limits_80x24(snap_compare, snapshot_app: QcapproxApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=settle)
 
 
-def test_snapshot_candidates_80x24(snap_compare, results_path: Path) -> None:
-    async def before(pilot) -> None:  # noqa: ANN001
+def test_snapshot_candidates_80x24(snap_compare, snapshot_app: QcapproxApp) -> None:
+    async def before(pilot) -> None:
         await settle(pilot)
         await press(pilot, "left", "up", "enter")
 
-    assert snap_compare(snapshot_app(results_path), terminal_size=(80, 24), run_before=before)
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=before)
 
 
-def test_snapshot_compare_120x36(snap_compare, results_path: Path) -> None:
-    async def before(pilot) -> None:  # noqa: ANN001
+def test_snapshot_compare_120x36(snap_compare, snapshot_app: QcapproxApp) -> None:
+    async def before(pilot) -> None:
         await settle(pilot)
         await press(pilot, "3", "m", "m", "m")
 
-    assert snap_compare(snapshot_app(results_path), terminal_size=(120, 36), run_before=before)
+    assert snap_compare(snapshot_app, terminal_size=(120, 36), run_before=before)

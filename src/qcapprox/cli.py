@@ -283,29 +283,97 @@ def predict(
 
 
 @app.command()
+def bundle(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results file to write (.h5).")],
+    stores: Annotated[list[Path], typer.Argument(help="Predicted stores, one per dopant.")],
+) -> None:
+    """Bundle predicted stores of several dopants into one results file for the UI."""
+    from qcapprox.models.forest import training_store
+    from qcapprox.results import bundle as bundle_results
+
+    by_dopant = {Store(path).parent.dopant: path for path in stores}
+    training = {m: training_store(m) for m in by_dopant if training_store(m).exists()}
+    bundle_results(by_dopant, out, training=training)
+    console.print(f"{out}: {', '.join(by_dopant)}")
+
+
+@app.command()
+def tui(
+    results: Annotated[Path, typer.Argument(help="A results file (qcapprox bundle).")],
+    threshold: Annotated[float, typer.Option(help="Below-hull threshold, eV/atom.")] = 0.0,
+    export_dir: Annotated[Path, typer.Option(help="Where exported structures go.")] = Path("."),
+) -> None:
+    """Compare below-hull candidate sets across limits and backbones in the terminal."""
+    from qcapprox.tui import run
+
+    run(results, threshold=threshold, export_dir=export_dir)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results file (qcapprox bundle).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the figures.")],
+    threshold: Annotated[float, typer.Option(help="Below-hull threshold, eV/atom.")] = 0.0,
+) -> None:
+    """Write the study's figures for these results (PNG and SVG)."""
+    from qcapprox.report import write_report
+
+    files = write_report(results, out, threshold=threshold, log=console.print)
+    console.print(f"{out}: {len(files)} files (energies: CHGNet stand-in labels)")
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the stores go.")] = REPO_ROOT
     / "runs",
+    ui: Annotated[bool, typer.Option(help="Open the UI at the end when in a terminal.")] = True,
 ) -> None:
-    """The main job on bundled defaults: the A4 inference sets of the four dopants."""
+    """The main job on bundled defaults: enumerate the A4 inference sets of the four
+    dopants, predict them with the shipped RF families, bundle the results, summarize."""
+    import sys
+
+    from qcapprox.analysis import below_hull
+    from qcapprox.models.forest import training_store
+    from qcapprox.prediction import predict_store
+    from qcapprox.results import Results
+    from qcapprox.results import bundle as bundle_results
+
     out_dir.mkdir(parents=True, exist_ok=True)
     recipe = RECIPES_DIR / "inference-a4.toml"
-    table = Table(title="A4 inference sets (all symmetry-distinct A4 decorations)")
-    for col in ("dopant", "space group", "configurations", "labelled", "compositions", "store"):
-        table.add_column(col)
+    stores = {}
     for dopant in BUNDLED_DOPANTS:
         out = out_dir / f"sc60{dopant.lower()}13-inference-a4.h5"
         enumerate_cmd(recipe, dopant, out)
-        s = Store(out)
-        table.add_row(
-            dopant,
-            s.parent.spacegroup,
-            f"{len(s):,}",
-            f"{int(s.multiplicity.sum()):,}",
-            str(len(np.unique(s.composition, axis=0))),
-            str(out),
-        )
+        if Store(training_store(dopant)).labels is None:
+            console.print(f"[yellow]{dopant}: training set not labelled yet, no predictions")
+            continue
+        console.print(f"{dopant}: predicting with the rf family (13 limits; first use trains)")
+        predict_store(out, "rf")
+        stores[dopant] = out
+    if not stores:
+        return
+    results = out_dir / "sc60m13-inference.h5"
+    bundle_results(stores, results, training={m: training_store(m) for m in stores})
+    table = Table(
+        title="Predicted below the hull (e_above_hull < 0) of the A4 inference sets, rf "
+        "(CHGNet stand-in labels)"
+    )
+    for col in ("dopant", "configurations", "limit 0", "limit 12", "limit 24", "test RMSE 24"):
+        table.add_column(col, justify="right")
+    with Results(results) as res:
+        for dopant in res.dopants:
+            masks = below_hull(res.predictions(dopant, "rf"))
+            rmse = res.metrics(dopant, "rf").test_rmse[-1]
+            table.add_row(
+                dopant, f"{len(res.ids(dopant)):,}", *(f"{masks[k].sum():,}" for k in (0, 6, 12)),
+                f"{rmse:.4f} eV/atom",
+            )  # fmt: skip
     console.print(table)
+    console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
+    if ui and sys.stdout.isatty() and sys.stdin.isatty():
+        from qcapprox.tui import run
+
+        run(results)
 
 
 def main() -> None:

@@ -45,8 +45,7 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
 def _heatmap(
     ax, matrix: np.ndarray, title: str, fmt: Callable[[float], str] | None, vmin=None, vmax=None
 ):
-    cmap = matplotlib.colormaps[CMAP].copy()
-    cmap.set_bad("#d0d0d0")
+    cmap = matplotlib.colormaps[CMAP].with_extremes(bad="#d0d0d0")
     data = np.ma.masked_invalid(matrix)
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper")
     ax.set_xticks(range(len(LIMITS)), [str(x) for x in LIMITS])
@@ -66,7 +65,7 @@ def _heatmap(
                 fmt(value),
                 ha="center",
                 va="center",
-                fontsize=4.5,
+                fontsize=5,
                 color="black" if bright else "white",
             )
             text.set_in_layout(False)
@@ -121,7 +120,7 @@ def write_report(
                     masks, REFERENCE, valid=valid
                 )
             metrics = {b: res.metrics(dopant, b) for b in res.metric_backbones(dopant)}
-            written += _subset_sizes(dopant, metrics, out_dir, formats, skip)
+            written += _subset_sizes(dopant, res.subset_sizes(dopant), out_dir, formats, skip)
             written += _rmse(dopant, metrics, label, out_dir, formats, skip)
             written += _recall(
                 dopant, families, res.multiplicity(dopant), threshold, label, out_dir, formats
@@ -212,27 +211,27 @@ def write_report(
     return [*written, index]
 
 
-def _subset_sizes(dopant, metrics, out_dir, formats, skip) -> list[Path]:
-    sized = {b: m for b, m in metrics.items() if m.n_train is not None}
-    if not sized:
+def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
+    if sizes is None:
         skip(
-            f"{dopant}: subset sizes per limit: the results file records no "
-            "metrics/<backbone>/n_train (and n_validation)"
+            f"{dopant}: training subset sizes per limit: the results file has no "
+            f"{dopant}/subsets (bundle with the training stores) nor metrics n_train"
         )
         return []
-    backbone, m = next(iter(sized.items()))
-    n_val = m.n_validation if m.n_validation is not None else np.zeros_like(m.n_train)
     fig = Figure(figsize=(5, 3.4), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(LIMITS))
-    ax.bar(x, m.n_train, label="train")
-    ax.bar(x, n_val, bottom=m.n_train, label="validation")
+    bottom = np.zeros(len(LIMITS))
+    parts = [c for c in ("train", "validation", "test") if c in sizes]
+    for part in parts:
+        ax.bar(x, sizes[part], bottom=bottom, label=part)
+        bottom = bottom + sizes[part]
     ax.set(
         xticks=x,
         xticklabels=[str(v) for v in LIMITS],
         xlabel="limit (max A5 defects)",
         ylabel="structures",
-        title=f"Sc-{dopant} · training subdataset sizes ({backbone})",
+        title=f"Sc-{dopant} · training subdataset sizes",
     )
     ax.legend()
     stem = f"{dopant}-subset-sizes"
@@ -240,8 +239,8 @@ def _subset_sizes(dopant, metrics, out_dir, formats, skip) -> list[Path]:
     paths.append(
         _write_csv(
             out_dir / f"{stem}.csv",
-            ["limit", "train", "validation"],
-            [[LIMITS[k], int(m.n_train[k]), int(n_val[k])] for k in range(len(LIMITS))],
+            ["limit", *parts],
+            [[LIMITS[k], *(int(sizes[p][k]) for p in parts)] for k in range(len(LIMITS))],
         )
     )
     return paths

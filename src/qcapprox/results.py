@@ -17,6 +17,9 @@ Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_v
                                     group attr test_mean: mean of the test targets (ȳ of eq. 4)
     /<dopant>/metrics/<backbone>/n_train, n_validation   optional (13,) int64: sizes of
                                     the training subdatasets per limit
+    /<dopant>/subsets               optional (13, 4) int64: train, validation, test and total
+                                    sizes of every limit's training subset (from the dopant's
+                                    labelled training store and its split, when bundled with it)
 
 Reading is lazy: opening lists the groups only; arrays are read on first use and cached.
 """
@@ -33,6 +36,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 
+from qcapprox.datasets import LIMITS, subset_sizes
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.store import (
@@ -45,9 +49,9 @@ from qcapprox.store import (
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1
-LIMITS: tuple[int, ...] = tuple(range(0, 25, 2))
 BACKBONES: tuple[str, ...] = ("rf", "allegro", "allegro-sequential", "allegro-pretrained")
 GROUPS = ("parent", "configs", "predictions", "metrics")
+SUBSET_COLUMNS = ("train", "validation", "test", "total")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
 
 
@@ -72,16 +76,21 @@ def _ordered_backbones(names: list[str]) -> tuple[str, ...]:
     return tuple(known + sorted(set(names) - set(known)))
 
 
-def bundle(stores: Mapping[str, Path], out: Path) -> Path:
+def bundle(
+    stores: Mapping[str, Path], out: Path, training: Mapping[str, Path] | None = None
+) -> Path:
     """Bundle per-dopant stores (dopant -> store path) into the results file `out`.
 
     Copies each store's parent/, configs/, predictions/ and metrics/ groups (h5py copy)
     and its root attributes into /<dopant>; written under a temporary name and renamed.
     Every store is validated (format, schema, dopant, prediction shapes) first.
+    `training` (dopant -> labelled training store) adds /<dopant>/subsets, the sizes of
+    the limit subsets, for the dopants whose training store has its split already.
     """
     out = Path(out)
     if not stores:
         raise StoreError(f"{out}: nothing to bundle, give at least one store")
+    subsets = {d: _subsets(Path(p), d) for d, p in (training or {}).items() if d in stores}
     for dopant, path in stores.items():
         with open_store(Path(path)) as handle:
             stored = str(handle.attrs.get("dopant"))
@@ -111,9 +120,29 @@ def bundle(stores: Mapping[str, Path], out: Path) -> Path:
                 for name in GROUPS:
                     if name in src:
                         src.copy(src[name], group, name=name)
+            sizes = subsets.get(dopant)
+            if sizes is not None:
+                group["subsets"] = sizes
+                group["subsets"].attrs["columns"] = list(SUBSET_COLUMNS)
+                group["subsets"].attrs["source"] = str(training[dopant])
 
     write_atomically(out, fill)
     return out
+
+
+def _subsets(path: Path, dopant: str) -> np.ndarray | None:
+    """(13, 4) subset sizes of a training store, or None if it has no split yet."""
+    with open_store(path) as handle:
+        stored = str(handle.attrs.get("dopant"))
+        if stored != dopant:
+            raise StoreError(
+                f"{path} holds dopant {stored}, not {dopant}: pair each training store "
+                "with its dopant"
+            )
+        if "split" not in handle:
+            return None
+        rows = subset_sizes(handle["configs/composition"][:], handle["split"][:])
+    return np.array([[row[c] for c in SUBSET_COLUMNS] for row in rows], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -328,6 +357,25 @@ class Results:
                 ) from err
 
         return self._cached(("metrics", dopant, backbone), load)
+
+    def subset_sizes(self, dopant: str) -> dict[str, np.ndarray] | None:
+        """Training subset sizes per limit (train, validation, and test and total when
+        known): from /<dopant>/subsets, else from a family's metrics n_train and
+        n_validation; None when the file records neither.
+        """
+        self._check(dopant)
+        group = self._handle[dopant]
+        if "subsets" in group:
+            table = group["subsets"][:]
+            return {name: table[:, k] for k, name in enumerate(SUBSET_COLUMNS)}
+        for backbone in self._metrics[dopant]:
+            m = self.metrics(dopant, backbone)
+            if m is not None and m.n_train is not None:
+                out = {"train": m.n_train}
+                if m.n_validation is not None:
+                    out["validation"] = m.n_validation
+                return out
+        return None
 
     def parent(self, dopant: str) -> Parent:
         """The parent of a dopant's configurations (for export)."""

@@ -562,9 +562,18 @@ def fine_tune_model(source: dict, forces: bool) -> dict:
 
 # ----------------------------------------------------------------------------- running
 def _nequip_env() -> dict[str, str]:
+    """Environment of the nequip subprocesses.
+
+    ``QCAPPROX_TORCH_THREADS`` sets torch's intra-op threads (OMP_NUM_THREADS): on a
+    machine shared with other CPU-bound jobs, 1 avoids the heavy slowdown of
+    oversubscribed OpenMP threads.
+    """
     env = dict(os.environ)
     env.setdefault("HYDRA_FULL_ERROR", "1")
     env.setdefault("PYTHONWARNINGS", "ignore")
+    threads = os.environ.get("QCAPPROX_TORCH_THREADS")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = threads
     return env
 
 
@@ -605,31 +614,47 @@ def run_stage(stage_dir: Path, config: dict) -> dict:
         last.unlink()  # killed before the first validation: start again
     if last.exists():
         command.append(f"+ckpt_path={last}")
+        logged = stage_dir / "log" / "version_0" / "metrics.csv"
+        if logged.exists():  # Lightning starts a new CSV on resuming: keep the earlier epochs
+            parts = len(list(logged.parent.glob("metrics-part-*.csv")))
+            logged.replace(logged.with_name(f"metrics-part-{parts:03d}.csv"))
     start = time.perf_counter()
     _run(command, stage_dir, stage_dir / "train.log")
     seconds = time.perf_counter() - start  # of this run (a resumed stage: after resuming)
-    history = _read_history(stage_dir / "log" / "version_0" / "metrics.csv")
+    history = _read_history(stage_dir / "log" / "version_0")
+    best = int(np.argmin(history)) + 1 if history else 0
+    max_epochs = config["trainer"]["max_epochs"]
+    patience = next(
+        c["patience"] for c in config["trainer"]["callbacks"] if "EarlyStopping" in c["_target_"]
+    )
+    if len(history) < max_epochs and len(history) - best < patience:
+        # Lightning exits cleanly on SIGTERM: an interrupted run is not a finished one
+        raise AllegroError(
+            f"{stage_dir}: training stopped at epoch {len(history)} of {max_epochs} before "
+            "early stopping (interrupted?); run again to resume from last.ckpt"
+        )
     record = {
         "epochs": len(history),
-        "best_epoch": int(np.argmin(history)) + 1 if history else 0,
+        "best_epoch": best,
         "best_validation_rmse": float(np.min(history)) if history else math.nan,
-        "max_epochs": config["trainer"]["max_epochs"],
+        "max_epochs": max_epochs,
         "seconds": round(seconds, 1),
     }
     done.write_text(json.dumps(record, indent=1))
     return record
 
 
-def _read_history(path: Path) -> list[float]:
-    """Validation per-atom energy RMSE per epoch from Lightning's CSV log."""
-    if not path.exists():
-        return []
+def _read_history(log_dir: Path) -> list[float]:
+    """Validation per-atom energy RMSE per epoch from Lightning's CSV logs (all parts)."""
     values: dict[int, float] = {}
-    with open(path) as handle:
-        for row in csv.DictReader(handle):
-            value = row.get(MONITOR, "")
-            if value not in ("", None):
-                values[int(row["epoch"])] = float(value)
+    for path in [*sorted(log_dir.glob("metrics-part-*.csv")), log_dir / "metrics.csv"]:
+        if not path.exists():
+            continue
+        with open(path) as handle:
+            for row in csv.DictReader(handle):
+                value = row.get(MONITOR, "")
+                if value not in ("", None):
+                    values[int(row["epoch"])] = float(value)
     return [values[k] for k in sorted(values)]
 
 

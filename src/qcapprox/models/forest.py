@@ -127,8 +127,14 @@ class ForestMember:
     descriptors: Descriptors
 
     def predict(self, occupancy: np.ndarray) -> np.ndarray:
-        """Mean prediction of the fold regressors: energy above hull, eV/atom."""
+        """Mean prediction of the fold regressors: energy above hull, eV/atom.
+
+        Few rows are predicted on one thread (thread start-up would dominate).
+        """
         features = self.descriptors.transform(occupancy)
+        for model in self.models:
+            if "n_jobs" in model.get_params():
+                model.set_params(n_jobs=1 if len(features) < 1000 else -1)
         return np.mean([m.predict(features) for m in self.models], axis=0)
 
 

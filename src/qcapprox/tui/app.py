@@ -758,9 +758,13 @@ class QcapproxApp(App[None]):
             f"ȳ = {fam.metrics.test_mean:.4f} eV/atom over {len(fam.metrics.test_target)} "
             f"test structures · {view.energy_label}"
         )
-        table.add_columns("lim", "RMSE")
+        train = view.subsets.get("train") if view.subsets else None
+        table.add_columns("lim", "RMSE", *(["train"] if train is not None else []))
         for k, limit in enumerate(LIMITS):
-            table.add_row(str(limit), Text(energy(fam.rmse[k]), justify="right"))
+            cells = [Text(energy(fam.rmse[k]), justify="right")]
+            if train is not None:
+                cells.append(Text(str(train[k]), justify="right"))
+            table.add_row(str(limit), *cells)
         heat.set_data(fam.similarity, "score")
 
     # ------------------------------------------------------------------ tabs

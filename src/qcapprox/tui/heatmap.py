@@ -61,7 +61,8 @@ def _range(values: np.ndarray, kind: str) -> tuple[float, float]:
 
 
 class Heatmap(Widget, can_focus=True):
-    """Heatmap with a cell cursor; posts CursorMoved and Selected (enter)."""
+    """Heatmap with a cell cursor; posts CursorMoved, and Selected on the `select` action
+    (bind a key to it in a subclass)."""
 
     DEFAULT_CSS = """
     Heatmap {
@@ -154,9 +155,6 @@ class Heatmap(Widget, can_focus=True):
 
     def action_select(self) -> None:
         self.post_message(self.Selected(self, *self.cursor))
-
-    def key_enter(self) -> None:
-        self.action_select()
 
     def watch_cursor(self, cursor: tuple[int, int]) -> None:
         self.post_message(self.CursorMoved(self, *cursor))

@@ -72,6 +72,7 @@ class View:
     a4: np.ndarray  # A4 occupancy strings
     composition: np.ndarray  # composition strings
     counts: np.ndarray  # (n, 4) compositions
+    subsets: dict[str, np.ndarray] | None  # training subset sizes per limit
     energy_label: str
 
     @property
@@ -108,5 +109,6 @@ def compute_view(
         a4=occupancy_strings(results.occupancy(dopant)[:, a4]),
         composition=composition_strings(results.composition(dopant)),
         counts=results.composition(dopant),
+        subsets=results.subset_sizes(dopant),
         energy_label=results.energy_label(dopant),
     )
