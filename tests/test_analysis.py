@@ -225,7 +225,7 @@ def test_results_refuses_bad_files(tmp_path: Path, results_path: Path) -> None:
         handle.attrs["schema_version"] = 2
     before = other.read_bytes()
     with pytest.raises(
-        StoreError, match=r"v2\.h5: results schema version 2, this qcapprox reads version 1"
+        StoreError, match=r"v2\.h5: results file schema version 2, this qcapprox reads version 1"
     ):
         Results(other)
     assert other.read_bytes() == before  # left untouched

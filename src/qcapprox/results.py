@@ -42,6 +42,7 @@ from qcapprox.parent import Parent
 from qcapprox.store import (
     CONFIG_FIELDS,
     _read_parent,
+    open_hdf5,
     open_store,
     package_versions,
     write_atomically,
@@ -402,28 +403,5 @@ class Results:
 
 def _open_results(path: Path) -> h5py.File:
     """Open a results file read-only; refuse foreign, corrupt or other-version files."""
-    try:
-        handle = h5py.File(path, "r")
-    except FileNotFoundError as err:
-        raise StoreError(f"{path}: no such file") from err
-    except OSError as err:
-        raise StoreError(
-            f"{path}: not a readable HDF5 file (corrupt or truncated?): {err}; "
-            "the file was left untouched"
-        ) from err
-    fmt = handle.attrs.get("format")
-    schema = handle.attrs.get("schema_version")
-    if fmt != FORMAT:
-        handle.close()
-        hint = " (a single store: bundle it with results.bundle)" if fmt == "qcapprox-store" else ""
-        raise StoreError(
-            f"{path}: not a qcapprox results file (format attribute {fmt!r}){hint}; "
-            "the file was left untouched"
-        )
-    if schema != SCHEMA_VERSION:
-        handle.close()
-        raise StoreError(
-            f"{path}: results schema version {schema}, this qcapprox reads version "
-            f"{SCHEMA_VERSION}; the file was left untouched"
-        )
-    return handle
+    hint = " (a single store: bundle it with results.bundle)"
+    return open_hdf5(path, FORMAT, SCHEMA_VERSION, "results file", hint)

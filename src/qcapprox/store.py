@@ -63,8 +63,9 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def open_store(path: Path) -> h5py.File:
-    """Open a store read-only and validate it; refuse foreign, corrupt or other-version files."""
+def open_hdf5(path: Path, fmt: str, schema_version: int, kind: str, hint: str = "") -> h5py.File:
+    """Open a qcapprox HDF5 file read-only; refuse missing, corrupt, foreign and
+    other-version files with a message naming the file (which is left untouched)."""
     try:
         handle = h5py.File(path, "r")
     except FileNotFoundError as err:
@@ -74,19 +75,26 @@ def open_store(path: Path) -> h5py.File:
             f"{path}: not a readable HDF5 file (corrupt or truncated?): {err}; "
             "the file was left untouched"
         ) from err
-    fmt = handle.attrs.get("format")
-    schema = handle.attrs.get("schema_version")
-    if fmt != FORMAT:
+    found, schema = handle.attrs.get("format"), handle.attrs.get("schema_version")
+    if found != fmt:
         handle.close()
+        extra = hint if found else ""
         raise StoreError(
-            f"{path}: not a qcapprox store (format attribute {fmt!r}); the file was left untouched"
-        )
-    if schema != SCHEMA_VERSION:
-        handle.close()
-        raise StoreError(
-            f"{path}: schema version {schema}, this qcapprox reads version {SCHEMA_VERSION}; "
+            f"{path}: not a qcapprox {kind} (format attribute {found!r}){extra}; "
             "the file was left untouched"
         )
+    if schema != schema_version:
+        handle.close()
+        raise StoreError(
+            f"{path}: {kind} schema version {schema}, this qcapprox reads version "
+            f"{schema_version}; the file was left untouched"
+        )
+    return handle
+
+
+def open_store(path: Path) -> h5py.File:
+    """Open a store read-only and validate it; refuse foreign, corrupt or other-version files."""
+    handle = open_hdf5(path, FORMAT, SCHEMA_VERSION, "store")
     missing = [f"configs/{f}" for f in CONFIG_FIELDS if f"configs/{f}" not in handle]
     missing += [p for p in ("parent/positions",) if p not in handle]
     if missing:
