@@ -238,21 +238,34 @@ def limits(store: Annotated[Path, typer.Argument(help="A labelled training store
 
 @app.command()
 def train(
-    backbone: Annotated[str, typer.Argument(help="rf (or any regressor name: hgb, xgboost...).")],
+    backbone: Annotated[
+        str, typer.Argument(help="rf (or a regressor name: hgb, xgboost...) or allegro.")
+    ],
     dopant: DopantOpt,
     limits: LimitsOpt = "all",
+    variant: Annotated[
+        str, typer.Option(help="allegro: ordinary, sequential or pretrained.")
+    ] = "ordinary",
+    preset: Annotated[str, typer.Option(help="allegro: small (CPU) or paper (GPU).")] = "small",
+    forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,
 ) -> None:
-    """Train a family (one model per limit) and write its model cards to calculators/."""
-    from qcapprox.models.forest import train_family
-
+    """Train a family (one model per limit; finished limits are kept) and its model cards."""
     table = Table(title=f"{backbone} family, Sc60{dopant}13 (labels: CHGNet, a stand-in for DFT)")
-    for col in ("limit", "train", "validation", "test RMSE eV/atom", "CV RMSE", "fit s"):
+    for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
-    for card in train_family(dopant, backbone, _limits(limits)):
+    if backbone == "allegro":
+        from qcapprox.models.allegro import train_allegro_family
+
+        cards = train_allegro_family(dopant, variant, _limits(limits), preset, forces=forces)
+    else:
+        from qcapprox.models.forest import train_family
+
+        cards = train_family(dopant, backbone, _limits(limits))
+    for card in cards:
         sizes = card["sizes"]
         table.add_row(
             str(card["limit"]), str(sizes["train"]), str(sizes["validation"]),
-            f"{card['test_rmse']:.4f}", f"{card['cv_rmse']:.4f}", f"{card['fit_seconds']:.1f}",
+            f"{card['test_rmse']:.4f}", f"{card['fit_seconds']:.1f}",
         )  # fmt: skip
     console.print(table)
 
@@ -260,7 +273,9 @@ def train(
 @app.command()
 def predict(
     store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")],
-    backbone: Annotated[str, typer.Option(help="Family: rf (or another regressor name).")] = "rf",
+    backbone: Annotated[
+        str, typer.Option(help="rf (or a regressor name), allegro, allegro-sequential, ...")
+    ] = "rf",
     limits: LimitsOpt = "all",
 ) -> None:
     """Predict the energy above hull of every configuration with a family, per limit."""
