@@ -200,3 +200,27 @@ def test_bad_corpus_is_refused(tmp_path) -> None:
         read_corpus(path)
     with pytest.raises(AllegroError, match="no corpus"):
         read_corpus(tmp_path / "missing.extxyz")
+
+
+def test_interrupted_stage_is_not_finished(tmp_path, monkeypatch) -> None:
+    """Lightning exits cleanly on SIGTERM: the epoch count tells a stopped run from a done one."""
+    import qcapprox.models.allegro as allegro
+
+    stage = tmp_path / "stage"
+    logs = stage / "log" / "version_0"
+    logs.mkdir(parents=True)
+    monitor = allegro.MONITOR
+    (logs / "metrics-part-000.csv").write_text(f"epoch,step,{monitor}\n0,1,0.5\n1,2,0.3\n")
+    (logs / "metrics.csv").write_text(f"epoch,step,{monitor}\n1,2,0.3\n2,3,0.4\n")
+    assert allegro._read_history(logs) == [0.5, 0.3, 0.4]
+    config = allegro.stage_config(
+        allegro.PRESETS["small"], stage, ["Sc", "Pt"], {}, n_train=10_000, forces=False, lr=1e-3
+    )
+    monkeypatch.setattr(allegro, "_run", lambda *args, **kwargs: None)
+    with pytest.raises(allegro.AllegroError, match="interrupted"):
+        allegro.run_stage(stage, config)  # 3 of 20 epochs, best at 2: not early-stopped
+    assert not (stage / "done.json").exists()
+    config["trainer"]["max_epochs"] = 3
+    record = allegro.run_stage(stage, config)
+    assert record["epochs"] == 3 and record["best_epoch"] == 2
+    assert (stage / "done.json").exists()

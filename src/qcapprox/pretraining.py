@@ -293,15 +293,16 @@ def pretrain_corpus_model(
     card_path, model_path = where / "card.json", where / MODEL_FILE
     if card_path.exists() and model_path.exists():
         card = json.loads(card_path.read_text())
-        if card.get("corpus_sha256") == digest:
+        if card.get("corpus_sha256") == digest and card.get("preset_sha256") == preset.digest():
             card["model_path"] = str(model_path.resolve())
             return card
     workdir = Path(workdir or cache_root() / "allegro-runs" / "corpus" / where.name)
     marker = workdir / "digest.json"
-    if workdir.exists() and (not marker.exists() or json.loads(marker.read_text()) != digest):
+    identity = {"corpus_sha256": digest, "preset_sha256": preset.digest()}
+    if workdir.exists() and (not marker.exists() or json.loads(marker.read_text()) != identity):
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(digest))
+    marker.write_text(json.dumps(identity))
 
     numbers = sorted({int(z) for a in images for z in a.numbers})
     type_names = [Atoms(numbers=[z]).get_chemical_symbols()[0] for z in numbers]
@@ -331,6 +332,7 @@ def pretrain_corpus_model(
         "backbone": "allegro-pretrained",
         "role": "corpus model, fine-tuned by every allegro-pretrained member",
         "preset": preset.name,
+        "preset_sha256": preset.digest(),
         "corpus": str(corpus.name) if corpus.resolve() == DEFAULT_CORPUS.resolve() else str(corpus),
         "corpus_sha256": digest,
         "structures": {"train": len(train), "validation": len(val)},

@@ -54,6 +54,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,11 @@ class Preset:
             "per_type_energy_shifts_trainable": False,
             **self.extra,
         }
+
+    def digest(self) -> str:
+        """SHA-256 of the hyper-parameters: a changed preset is another model."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def epochs(self, n_train: int, budget: int | None = None) -> int:
         """The epoch cap of a stage with n_train training structures."""
@@ -634,6 +640,7 @@ def run_stage(stage_dir: Path, config: dict) -> dict:
             "early stopping (interrupted?); run again to resume from last.ckpt"
         )
     record = {
+        "data_statistics": _data_statistics(stage_dir / "train.log"),
         "epochs": len(history),
         "best_epoch": best,
         "best_validation_rmse": float(np.min(history)) if history else math.nan,
@@ -642,6 +649,17 @@ def run_stage(stage_dir: Path, config: dict) -> dict:
     }
     done.write_text(json.dumps(record, indent=1))
     return record
+
+
+def _data_statistics(log: Path) -> dict[str, float]:
+    """The data statistics nequip computed for the model (e.g. num_neighbors_mean)."""
+    stats: dict[str, float] = {}
+    if log.exists():
+        for match in re.finditer(
+            r"\] - \[rank: 0\] (\w+): ([-+.\deE]+)\s*$", log.read_text(), re.M
+        ):
+            stats[match[1]] = float(match[2])
+    return stats
 
 
 def _read_history(log_dir: Path) -> list[float]:
@@ -725,14 +743,14 @@ class ParentGraph:
         keep = present[:, src] & present[:, dst]  # (n_conf, n_edges)
         conf, edge = np.nonzero(keep)
         edge_index = np.stack([new_index[conf, src[edge]], new_index[conf, dst[edge]]])
-        symbols = {atomic_numbers[s]: i for s, i in type_index.items()}
-        lookup = np.full(max(symbols) + 1, -1)
-        for z, i in symbols.items():
-            lookup[z] = i
+        lookup = np.full(119, -1)
+        for symbol, i in type_index.items():
+            lookup[atomic_numbers[symbol]] = i
         types = lookup[numbers[present]]
         if (types < 0).any():
             raise AllegroError(
-                f"the model has no type for an element of Sc60{self.parent.dopant}13"
+                f"the model knows the types {sorted(type_index)}, not every element of "
+                f"Sc60{self.parent.dopant}13: it belongs to another dopant"
             )
         return {
             K.POSITIONS_KEY: torch.as_tensor(
@@ -753,7 +771,12 @@ class ParentGraph:
 
 
 class EnergyModel:
-    """A packaged model loaded for batch energies (forces switched off)."""
+    """A packaged model loaded for batch energies (forces switched off).
+
+    nequip's `load_saved_model` (eager mode) and its persistent model modifier
+    ``disable_ForceStressOutput``; `threads` (or ``QCAPPROX_TORCH_THREADS``) sets torch's
+    threads of this process.
+    """
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import torch
@@ -761,7 +784,8 @@ class EnergyModel:
         from nequip.model.saved_models.load_utils import load_saved_model
         from nequip.nn import graph_model
 
-        if threads:
+        threads = threads or int(os.environ.get("QCAPPROX_TORCH_THREADS", "0") or 0)
+        if threads:  # torch's intra-op threads of this process
             torch.set_num_threads(threads)
         model = load_saved_model(str(path), compile_mode="eager")
         self.model = modify(model, [{"modifier": "disable_ForceStressOutput"}]).eval()
@@ -772,10 +796,12 @@ class EnergyModel:
         self._graphs: dict[int, ParentGraph] = {}
 
     def graph(self, parent: Parent) -> ParentGraph:
-        key = id(parent)
-        if key not in self._graphs:
-            self._graphs = {key: ParentGraph(parent, self.r_max)}
-        return self._graphs[key]
+        """The masked-neighbour-list builder of a parent (the last one is kept)."""
+        cached = self._graphs.get(id(parent))
+        if cached is None or cached.parent is not parent:
+            cached = ParentGraph(parent, self.r_max)
+            self._graphs = {id(parent): cached}
+        return cached
 
     def energies(self, parent: Parent, occupancy: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Total energies (eV) of configurations of a parent, in batches."""
@@ -910,7 +936,7 @@ def train_allegro_member(
     where = registry_dir(variant, dopant, limit, registry)
     card_path, model_path = where / "card.json", where / MODEL_FILE
     digest = data.digest(limit)
-    settings = {"forces": forces}
+    settings = {"forces": forces, "preset_sha256": preset_obj.digest()}
     base_card = None
     if variant == "pretrained":
         from qcapprox.pretraining import pretrain_corpus_model
@@ -947,18 +973,23 @@ def train_allegro_member(
             data.rows(limit, TRAIN, "pristine"),
             data.rows(limit, VALIDATION, "pristine"),
         )
+        # a part without validation rows (small user stores) validates on the whole subset
+        checked_d = "A5-defect rows" if len(val_d) else "all rows of the limit (no A5-defect ones)"
+        checked_p = "A5-pristine rows" if len(val_p) else "all rows of the limit (no A5-pristine)"
+        val_d = val_d if len(val_d) else val_all
+        val_p = val_p if len(val_p) else val_all
         shifts, scale = data.energy_statistics(train_d)
         model = scratch_model(preset_obj, host_dop, shifts, scale, forces)
         best, record = _stage("stage1-a5-defects", workdir, data, train_d, val_d, preset_obj,
                               model, host_dop, forces, preset_obj.lr)  # fmt: skip
-        stages.append(record)
+        stages.append({**record, "validated_on": checked_d})
         hyper = model
         tuned = fine_tune_model(
             {"_target_": "nequip.model.ModelFromCheckpoint", "checkpoint_path": str(best)}, forces
         )
         best, record = _stage("stage2-a5-pristine", workdir, data, train_p, val_p, preset_obj,
                               tuned, host_dop, forces, preset_obj.fine_tune_lr)  # fmt: skip
-        stages.append(record)
+        stages.append({**record, "validated_on": checked_p})
     else:  # pretrained
         base = Path(base_card["model_path"])
         tuned = fine_tune_model(
@@ -984,6 +1015,16 @@ def train_allegro_member(
     if not keep_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return card
+
+
+def _resolved(model: dict, stats: dict[str, float]) -> dict:
+    """The model section with nequip's ${training_data_stats:...} values filled in."""
+    out = dict(model)
+    for key, value in model.items():
+        if isinstance(value, str) and value.startswith("${training_data_stats:"):
+            name = value[len("${training_data_stats:") : -1]
+            out[key] = stats.get(name, value)
+    return out
 
 
 def _rmse(a: np.ndarray, b: np.ndarray) -> float:
@@ -1017,12 +1058,13 @@ def _card(
         "limit": limit,
         "variant": variant,
         "preset": preset.name,
+        "preset_sha256": preset.digest(),
         "forces": forces,
         "target": "total energy (eV), fitted per atom" + (" and forces" if forces else ""),
         "stages": stages,
         "epochs": int(sum(s["epochs"] for s in stages)),
         "hyperparameters": {
-            "model": hyper,
+            "model": _resolved(hyper, stages[0].get("data_statistics", {})),
             "preset": {k: v for k, v in asdict(preset).items() if k != "extra"},
         },
         "training_set": data.store.path.name,
