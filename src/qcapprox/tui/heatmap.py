@@ -94,18 +94,8 @@ class Heatmap(Widget, can_focus=True):
         def control(self) -> Heatmap:
             return self.heatmap
 
-    class Selected(Message):
+    class Selected(CursorMoved):
         """Enter was pressed on (i, j)."""
-
-        def __init__(self, heatmap: Heatmap, i: int, j: int) -> None:
-            self.heatmap = heatmap
-            self.i = i
-            self.j = j
-            super().__init__()
-
-        @property
-        def control(self) -> Heatmap:
-            return self.heatmap
 
     def __init__(
         self,
