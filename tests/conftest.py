@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from resultsdata import results_file
 
 from qcapprox.enumeration import Enumerator
 from qcapprox.parent import Parent
+from qcapprox.results import Results
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,14 @@ def model_cache(tmp_path_factory) -> None:
     mp.setenv("QCAPPROX_CACHE", str(tmp_path_factory.mktemp("model-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def results_path(tmp_path_factory) -> Path:
+    return results_file(tmp_path_factory.getbasetemp() / "results")
+
+
+@pytest.fixture(scope="module")
+def res(results_path: Path):
+    with Results(results_path) as handle:
+        yield handle

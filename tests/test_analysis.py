@@ -13,22 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from resultsdata import LABELER, build_store, results_file
+from resultsdata import LABELER, build_store
 
 from qcapprox import analysis
 from qcapprox.errors import StoreError
 from qcapprox.results import LIMITS, Results, bundle, energy_label, limit_key
-
-
-@pytest.fixture(scope="module")
-def results_path(tmp_path_factory) -> Path:
-    return results_file(tmp_path_factory.getbasetemp() / "results")
-
-
-@pytest.fixture(scope="module")
-def res(results_path: Path):
-    with Results(results_path) as handle:
-        yield handle
 
 
 def as_sets(pred: np.ndarray, threshold: float = 0.0) -> list[set[int]]:

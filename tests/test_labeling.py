@@ -14,7 +14,7 @@ from qcapprox.enumeration.run import run_recipe
 from qcapprox.hull import Hull
 from qcapprox.labeling import LabelingError, import_energies, label_store
 from qcapprox.parent import Parent
-from qcapprox.store import Journal, Store
+from qcapprox.store import Store
 
 TINY = """
 name = "tiny"
@@ -72,16 +72,10 @@ def test_failures_are_recorded_not_fatal(tiny: Path) -> None:
 
 def test_resume_uses_committed_journal(tiny: Path) -> None:
     """Committed chunks are not recomputed: a journal chunk with marked energies survives."""
-    from qcapprox.labeling import calculator_info, label_chunk
+    from qcapprox.labeling import label_chunk, label_journal
 
     store = Store(tiny)
-    identity = {
-        "store_sha256": store.attrs["parent_sha256"],
-        "recipe": str(store.attrs["recipe"]),
-        "rows": len(store),
-        **calculator_info(LJ),
-    }
-    journal = Journal(tiny.with_name(tiny.name + ".labels"), identity)
+    journal = label_journal(tiny, store, LJ)
     rows = np.arange(3)
     chunk = label_chunk(LJ, store.parent, rows, store.occupancy[rows])
     chunk["energy"] = np.array([1.0, 2.0, 3.0])  # what a previous run committed

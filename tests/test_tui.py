@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 from ase.io import read
-from resultsdata import build_store, results_file
+from resultsdata import build_store
 from textual.widgets import DataTable, TabbedContent
 
 from qcapprox import analysis
@@ -22,17 +22,6 @@ from qcapprox.results import LIMITS, Results, bundle
 from qcapprox.tui.app import MAX_ROWS, QcapproxApp
 from qcapprox.tui.format import composition_strings, number, occupancy_strings
 from qcapprox.tui.heatmap import Heatmap
-
-
-@pytest.fixture(scope="module")
-def results_path(tmp_path_factory) -> Path:
-    return results_file(tmp_path_factory.getbasetemp() / "results")
-
-
-@pytest.fixture(scope="module")
-def res(results_path: Path):
-    with Results(results_path) as handle:
-        yield handle
 
 
 def sync(test):

@@ -133,6 +133,17 @@ def label_chunk(
     }
 
 
+def label_journal(path: Path, store: Store, calculator: str) -> Journal:
+    """The resumable journal of labeling `store` (at `path`) with a calculator spec."""
+    identity = {
+        "store_sha256": store.attrs["parent_sha256"],
+        "recipe": str(store.attrs["recipe"]),
+        "rows": len(store),
+        **calculator_info(calculator),
+    }
+    return Journal(path.with_name(path.name + ".labels"), identity)
+
+
 def label_store(
     path: str | Path,
     calculator: str = DEFAULT_CALCULATOR,
@@ -151,13 +162,7 @@ def label_store(
         raise LabelingError(f"{path} is already labelled ({store.labels_attrs['calculator']})")
     hull = hull or Hull.load(store.parent.dopant)
     info = calculator_info(calculator)
-    identity = {
-        "store_sha256": store.attrs["parent_sha256"],
-        "recipe": str(store.attrs["recipe"]),
-        "rows": len(store),
-        **info,
-    }
-    journal = Journal(path.with_name(path.name + ".labels"), identity)
+    journal = label_journal(path, store, calculator)
     done = np.zeros(len(store), dtype=bool)
     for segment in journal.load():
         done[segment["row"]] = True
