@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.io import read
+from labelers import lennard_jones
 from typer.testing import CliRunner
 
 from qcapprox.cli import app
@@ -65,3 +66,33 @@ def test_errors_are_clear(args, message) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+def test_corpus_builds_labels_and_never_overwrites(tmp_path) -> None:
+    from qcapprox.pretraining import corpus_structures, read_corpus
+
+    out = tmp_path / "rh.extxyz"
+    args = ["corpus", "-o", str(out), "--dopants", "Rh", "--calculator", "labelers:lennard_jones"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    images = read_corpus(out)
+    expected = corpus_structures(dopants=("Rh",))
+    assert [a.get_chemical_formula() for a in images] == [
+        a.get_chemical_formula() for a in expected
+    ]
+    lj = lennard_jones()
+    expected[7].calc = lj
+    assert images[7].get_potential_energy() == pytest.approx(expected[7].get_potential_energy())
+    before = out.read_bytes()
+    again = runner.invoke(app, args)
+    assert again.exit_code != 0 and "exists" in str(again.exception)
+    assert out.read_bytes() == before
+    missing = runner.invoke(app, ["corpus", "-o", str(tmp_path / "os.extxyz"), "--dopants", "Os"])
+    assert missing.exit_code != 0 and "build_references.py --dopants Os" in str(missing.exception)
+
+
+def test_corpus_option_is_for_pretrained_only(tmp_path) -> None:
+    result = runner.invoke(
+        app, ["train", "rf", "--dopant", "Pt", "--corpus", str(tmp_path / "c.extxyz")]
+    )
+    assert result.exit_code != 0 and "--variant pretrained" in str(result.exception)

@@ -10,7 +10,14 @@ import numpy as np
 import typer
 from ase.io import write
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from qcapprox.enumeration import Enumerator
@@ -248,15 +255,30 @@ def train(
     ] = "ordinary",
     preset: Annotated[str, typer.Option(help="allegro: small (CPU) or paper (GPU).")] = "small",
     forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="allegro pretrained: your own extxyz corpus (see `qcapprox corpus`)."),
+    ] = None,
 ) -> None:
     """Train a family (one model per limit; finished limits are kept) and its model cards."""
     table = Table(title=f"{backbone} family, Sc60{dopant}13 (labels: CHGNet, a stand-in for DFT)")
     for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
+    if corpus is not None and (backbone, variant) != ("allegro", "pretrained"):
+        raise QcapproxError("--corpus is for `train allegro --variant pretrained` only")
     if backbone == "allegro":
         from qcapprox.models.allegro import train_allegro_family
 
-        cards = train_allegro_family(dopant, variant, _limits(limits), preset, forces=forces)
+        todo = _limits(limits)
+        with Progress(
+            TextColumn(f"[bold]allegro-{variant} Sc60{dopant}13"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("limits"), TimeElapsedColumn(), console=console,
+        ) as bar:  # fmt: skip
+            job = bar.add_task("train", total=len(todo))
+            cards = train_allegro_family(
+                dopant, variant, todo, preset, forces=forces, corpus=corpus,
+                progress=lambda d, t: bar.update(job, completed=d),
+            )  # fmt: skip
     else:
         from qcapprox.models.forest import train_family
 
@@ -268,6 +290,33 @@ def train(
             f"{card['test_rmse']:.4f}", f"{card['fit_seconds']:.1f}",
         )  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def corpus(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The corpus to write (.extxyz).")],
+    dopants: Annotated[
+        str, typer.Option(help="Comma list of metals with reference phases in data/references.")
+    ] = "Pt,Pd,Ir,Rh",
+    calculator: Annotated[
+        str, typer.Option(help="Labeler: chgnet or module:factory returning an ASE calculator.")
+    ] = "chgnet",
+    seed: Annotated[int, typer.Option(help="Seed of the strained and rattled copies.")] = 2024,
+) -> None:
+    """Build and label a pre-training corpus of binary Sc-M crystals (strained, rattled copies)."""
+    from qcapprox.pretraining import build_corpus, corpus_structures
+
+    if out.exists():
+        raise QcapproxError(f"{out} exists: choose another --out (nothing was overwritten)")
+    metals = tuple(m.strip() for m in dopants.split(","))
+    n = len(corpus_structures(seed, metals))
+    with Progress(
+        TextColumn(f"[bold]corpus Sc-{'/'.join(metals)}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+        job = bar.add_task("label", total=n)
+        build_corpus(out, calculator, seed, metals, lambda d, t: bar.update(job, completed=d))
+    console.print(f"{out}: {n} structures labelled with {calculator}")
 
 
 @app.command()

@@ -69,6 +69,11 @@ def prototypes(dopants: Sequence[str] = DOPANTS) -> list[tuple[str, str, Atoms]]
     seen: set[str] = set()
     for dopant in dopants:
         path = reference_path(dopant)
+        if not path.exists():
+            raise _corpus_error(
+                f"no reference phases for Sc-{dopant} ({path}): relax them first with "
+                f"scripts/build_references.py --dopants {dopant}"
+            )
         data = json.loads(path.read_text())
         for phase in data["phases"]:
             structure = phase.get("structure")
