@@ -125,3 +125,31 @@ def test_missing_data_is_skipped_and_said(tmp_path: Path, report) -> None:
     assert any("test RMSE" in m for m in messages)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "training subset sizes per limit" in text
+
+
+def test_family_table_in_report_md(report) -> None:
+    results, out, _, _ = report
+    text = (out / "report.md").read_text()
+    rows = {
+        line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| figure")
+    }
+    with Results(results) as res:
+        pred = res.predictions("Pt", "allegro")
+        metrics = res.metrics("Pt", "rf")
+    sets = [set(np.flatnonzero(pred[k] < 0).tolist()) for k in range(13)]
+    recall = rows["allegro recall vs 24"]
+    sizes = rows["allegro below-hull set size"]
+    for k in range(13):
+        if k == 5:  # allegro has no limit 10
+            assert recall[k] == sizes[k] == "-"
+            continue
+        assert float(recall[k]) == pytest.approx(len(sets[k] & sets[12]) / len(sets[12]), abs=5e-3)
+        assert int(sizes[k].replace(",", "")) == len(sets[k])
+    rmse = np.sqrt(np.mean((metrics.test_predictions - metrics.test_target) ** 2, axis=1))
+    sim = rows["rf SimilarityScore vs 24"]
+    for k in range(13):
+        expected = 1 - abs(rmse[k] - rmse[12]) / np.mean(metrics.test_target)
+        assert float(sim[k]) == pytest.approx(expected, abs=5e-4)
+    assert float(rows["rf test RMSE eV/atom"][-1]) == pytest.approx(rmse.mean(), abs=5e-5)

@@ -5,8 +5,10 @@ RMSE per limit (eq. 3), below-hull set sizes and recall against limit 24; per do
 backbone: SimilarityScore heatmap (eq. 4) and pairwise below-hull overlap heatmaps (count,
 % of set i, % of set j, Jaccard); per backbone: recall of every dopant. Every number comes
 from `qcapprox.analysis`, and the same numbers are written as CSV next to the figures.
-Energies are labelled as CHGNet stand-in values. `DIR/report.md` lists what was written
-and what was skipped, and why.
+Energies are labelled as CHGNet stand-in values. `DIR/report.md` holds, per dopant, a
+table of every family's figures per limit (test RMSE, SimilarityScore against limit 24,
+below-hull set size, recall against limit 24) and lists what was written and what was
+skipped, and why.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from qcapprox import analysis
-from qcapprox.results import LIMITS, Results
+from qcapprox.results import LIMITS, Metrics, Results
 
 REFERENCE = len(LIMITS) - 1
 RC = {
@@ -104,6 +106,7 @@ def write_report(
             log(f"skipped: {message}")
 
     recall_by_backbone: dict[str, dict[str, np.ndarray]] = {}
+    tables: list[str] = []
     with Results(results) as res:
         for dopant in res.dopants:
             label = res.energy_label(dopant)
@@ -120,6 +123,7 @@ def write_report(
                     masks, REFERENCE, valid=valid
                 )
             metrics = {b: res.metrics(dopant, b) for b in res.metric_backbones(dopant)}
+            tables += family_table(dopant, metrics, families, res.energy_label(dopant))
             written += _subset_sizes(dopant, res.subset_sizes(dopant), out_dir, formats, skip)
             written += _rmse(dopant, metrics, label, out_dir, formats, skip)
             written += _recall(
@@ -200,6 +204,9 @@ def write_report(
             f"Below-hull threshold: predicted energy above hull < {threshold:+.3f} eV/atom. "
             "Energies: " + ", ".join(sorted({res.energy_label(d) for d in res.dopants})) + ".",
             "",
+            f"## Families (below-hull sets at < {threshold:+.3f} eV/atom)",
+            "",
+            *tables,
             "## Files",
             *[f"- {p.name}" for p in written],
             "",
@@ -209,6 +216,48 @@ def write_report(
         ]
         index.write_text("\n".join(lines))
     return [*written, index]
+
+
+def _cell(value: float, fmt: str) -> str:
+    return "-" if not np.isfinite(value) else format(value, fmt)
+
+
+def family_table(
+    dopant: str,
+    metrics: dict[str, Metrics],
+    families: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    label: str,
+) -> list[str]:
+    """Markdown table, one row per figure and backbone, one column per limit.
+
+    Rows: test RMSE (eq. 3), SimilarityScore against limit 24 (row 24 of eq. 4; the mean
+    of the off-diagonal entries in the last column), below-hull set size |B_k| and recall
+    |B_k ∩ B_24| / |B_24| on the inference set. Missing limits show "-".
+    """
+    header = ["figure", *map(str, LIMITS), "mean"]
+    lines = [
+        f"### Sc-{dopant} ({label})",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * (len(header) - 1),
+    ]
+
+    def row(name: str, values: np.ndarray, fmt: str, mean: float = np.nan) -> None:
+        cells = [_cell(v, fmt) for v in values] + [_cell(mean, fmt)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    for backbone, m in metrics.items():
+        rmse = analysis.rmse(m.test_predictions, m.test_target)
+        row(f"{backbone} test RMSE eV/atom", rmse, ".4f", float(np.nanmean(rmse)))
+        sim = analysis.similarity_score(rmse, m.test_mean)
+        off = sim[~np.eye(len(LIMITS), dtype=bool)]
+        row(f"{backbone} SimilarityScore vs 24", sim[REFERENCE], ".3f", float(np.nanmean(off)))
+    for backbone, (_, valid, masks) in families.items():
+        sizes = np.where(valid, analysis.set_sizes(masks), np.nan)
+        row(f"{backbone} below-hull set size", sizes, ",.0f")
+        rec = analysis.recall(masks, REFERENCE, valid=valid)
+        row(f"{backbone} recall vs 24", rec, ".2f", float(np.nanmean(rec[:REFERENCE])))
+    return [*lines, ""]
 
 
 def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
