@@ -25,7 +25,7 @@ from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import QcapproxError
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
-from qcapprox.paths import RECIPES_DIR, REPO_ROOT
+from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR, REPO_ROOT
 from qcapprox.store import Store
 
 app = typer.Typer(
@@ -446,6 +446,9 @@ def demo(
         "the candidate sets of the limits."
     )
     console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
+    console.print(
+        f"rf against the shipped Allegro families (precomputed): `qcapprox tui {BUNDLED_RESULTS}`"
+    )
     if ui and sys.stdout.isatty() and sys.stdin.isatty():
         from qcapprox.tui import run
 
