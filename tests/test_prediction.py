@@ -6,6 +6,7 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from qcapprox.cli import app
@@ -38,3 +39,22 @@ def test_predict_inference_set(tmp_path, parent_pt: Parent) -> None:
     before = path.read_bytes()
     assert predict_store(path, "rf", [0, 24]) == []  # nothing rewritten
     assert path.read_bytes() == before
+
+
+def test_interrupted_prediction_keeps_finished_limits(tmp_path, parent_pt: Parent) -> None:
+    path = tmp_path / "a4.h5"
+    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_store(path, "rf", [0, 24], progress=stop)
+    with h5py.File(path) as handle:
+        assert sorted(handle["predictions/rf"]) == ["limit-00"]
+        first = handle["predictions/rf/limit-00"][:]
+    assert predict_store(path, "rf", [0, 24]) == [24]
+    with h5py.File(path) as handle:
+        np.testing.assert_array_equal(handle["predictions/rf/limit-00"][:], first)
+        assert np.isfinite(handle["metrics/rf/test_rmse"][[0, 12]]).all()
+        assert np.isnan(handle["metrics/rf/test_rmse"][1:12]).all()

@@ -10,8 +10,9 @@ and the test metrics of the family (from its model cards) next to them,
     metrics/<backbone>/test_predictions  (13, n_test) float64
     metrics/<backbone>/test_target       (n_test,) float64;  attrs: test_mean
 
-Existing predictions are never rewritten: limits already present are skipped. The store
-is extended as a copy and renamed (see store.write_atomically). The forests predict a
+Existing predictions are never rewritten: limits already present are skipped. Each limit
+is written as soon as it is predicted, by extending a copy of the store and renaming it
+(see store.write_atomically), so an interrupted run keeps its finished limits. The forests predict a
 15,327-configuration inference set in a fraction of a second per limit and the Allegro
 models batch the parent's neighbour list, so both run in this process.
 """
@@ -19,6 +20,7 @@ models batch the parent's neighbour list, so both run in this process.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -59,44 +61,45 @@ def predict_store(
     limits: Sequence[int] = LIMITS,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[int]:
-    """Predict every configuration of a store at each limit; returns the limits written."""
+    """Predict every configuration of a store at each limit; returns the limits written.
+
+    Each limit is written as soon as it is predicted (a copy of the store, extended and
+    renamed over it), so an interrupted run keeps its finished limits and resumes after them.
+    """
     path = Path(path)
     store = Store(path)
     todo = [x for x in limits if x not in existing_limits(path, backbone)]
-    predictions: dict[int, np.ndarray] = {}
-    cards: dict[int, dict] = {}
-    models: dict[int, Path] = {}
     for k, limit in enumerate(todo):
-        cards[limit], models[limit], predict = member_predictor(
-            backbone, store.parent.dopant, limit, store.parent
+        card, model, predict = member_predictor(backbone, store.parent.dopant, limit, store.parent)
+        values = predict(store.occupancy)
+        write = partial(
+            _write_limit, backbone=backbone, limit=limit, values=values, card=card, model=model
         )
-        predictions[limit] = predict(store.occupancy)
+        write_atomically(path, write, base=path)
         if progress:
             progress(k + 1, len(todo))
-    if not todo:
-        return []
-
-    def fill(handle: h5py.File) -> None:
-        group = handle.require_group(f"predictions/{backbone}")
-        for limit, values in predictions.items():
-            dset = group.create_dataset(f"limit-{limit:02d}", data=values)
-            dset.attrs["model"] = str(models[limit])
-            dset.attrs["labeler"] = cards[limit]["labeler"]
-            dset.attrs["units"] = "eV/atom, energy above hull"
-        metrics = handle.require_group(f"metrics/{backbone}")
-        n_test = len(next(iter(cards.values()))["test_target"])
-        rmse = metrics.require_dataset("test_rmse", (len(LIMITS),), float, fillvalue=np.nan)
-        test_pred = metrics.require_dataset(
-            "test_predictions", (len(LIMITS), n_test), float, fillvalue=np.nan
-        )
-        for limit, card in cards.items():
-            rmse[LIMITS.index(limit)] = card["test_rmse"]
-            test_pred[LIMITS.index(limit)] = card["test_predictions"]
-        if "test_target" not in metrics:
-            card = next(iter(cards.values()))
-            metrics["test_target"] = np.array(card["test_target"])
-            metrics["test_ids"] = np.array(card["test_ids"], dtype=np.int64)
-            metrics.attrs["test_mean"] = card["test_mean"]
-
-    write_atomically(path, fill, base=path)
     return todo
+
+
+def _write_limit(
+    handle: h5py.File, backbone: str, limit: int, values: np.ndarray, card: dict, model: Path
+) -> None:
+    """predictions/<backbone>/limit-XX and the limit's row of metrics/<backbone>."""
+    dset = handle.require_group(f"predictions/{backbone}").create_dataset(
+        f"limit-{limit:02d}", data=values
+    )
+    dset.attrs["model"] = str(model)
+    dset.attrs["labeler"] = card["labeler"]
+    dset.attrs["units"] = "eV/atom, energy above hull"
+    metrics = handle.require_group(f"metrics/{backbone}")
+    n_test = len(card["test_target"])
+    rmse = metrics.require_dataset("test_rmse", (len(LIMITS),), float, fillvalue=np.nan)
+    test_pred = metrics.require_dataset(
+        "test_predictions", (len(LIMITS), n_test), float, fillvalue=np.nan
+    )
+    rmse[LIMITS.index(limit)] = card["test_rmse"]
+    test_pred[LIMITS.index(limit)] = card["test_predictions"]
+    if "test_target" not in metrics:
+        metrics["test_target"] = np.array(card["test_target"])
+        metrics["test_ids"] = np.array(card["test_ids"], dtype=np.int64)
+        metrics.attrs["test_mean"] = card["test_mean"]
