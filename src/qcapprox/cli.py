@@ -304,19 +304,21 @@ def corpus(
     seed: Annotated[int, typer.Option(help="Seed of the strained and rattled copies.")] = 2024,
 ) -> None:
     """Build and label a pre-training corpus of binary Sc-M crystals (strained, rattled copies)."""
-    from qcapprox.pretraining import build_corpus, corpus_structures
+    from qcapprox.pretraining import build_corpus
 
     if out.exists():
         raise QcapproxError(f"{out} exists: choose another --out (nothing was overwritten)")
     metals = tuple(m.strip() for m in dopants.split(","))
-    n = len(corpus_structures(seed, metals))
     with Progress(
         TextColumn(f"[bold]corpus Sc-{'/'.join(metals)}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console,
     ) as bar:  # fmt: skip
-        job = bar.add_task("label", total=n)
-        build_corpus(out, calculator, seed, metals, lambda d, t: bar.update(job, completed=d))
-    console.print(f"{out}: {n} structures labelled with {calculator}")
+        job = bar.add_task("label", total=None)
+        build_corpus(
+            out, calculator, seed, metals, lambda d, t: bar.update(job, completed=d, total=t)
+        )
+        n = bar.tasks[0].completed
+    console.print(f"{out}: {n:.0f} structures labelled with {calculator}")
 
 
 @app.command()
