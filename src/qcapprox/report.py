@@ -123,7 +123,7 @@ def write_report(
                     masks, REFERENCE, valid=valid
                 )
             metrics = {b: res.metrics(dopant, b) for b in res.metric_backbones(dopant)}
-            tables += family_table(dopant, metrics, families, res.energy_label(dopant))
+            tables += family_table(dopant, metrics, families, label)
             written += _subset_sizes(dopant, res.subset_sizes(dopant), out_dir, formats, skip)
             written += _rmse(dopant, metrics, label, out_dir, formats, skip)
             written += _recall(
