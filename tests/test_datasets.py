@@ -1,14 +1,17 @@
-"""Limits and the split: nested subsets, 63 pristine test structures, inherited 90/10."""
+"""Limits and the split of the study's Table 1: nested subsets, 63 test structures whose
+compositions are never trained on, ceil(n/10) validation drawn once and inherited."""
 
 from __future__ import annotations
 
 import itertools
+import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qcapprox.datasets import (
-    EXCLUDED,
     LIMITS,
     TEST,
     TRAIN,
@@ -16,46 +19,44 @@ from qcapprox.datasets import (
     in_limit,
     make_split,
     subset_sizes,
+    write_split,
 )
-from qcapprox.enumeration import Enumerator
-from qcapprox.enumeration.realizations import realizations
 from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
+from qcapprox.store import Store
+
+TABLE_1 = {"Pt": (1896, 211, 63), "Pd": (1896, 211, 63), "Ir": (909, 102, 63), "Rh": (909, 102, 63)}
 
 
-@pytest.fixture(scope="module")
-def training_compositions() -> np.ndarray:
-    parent = Parent.load("Rh")
-    enumerator = Enumerator.from_parent(parent)
-    recipe = Recipe.load(RECIPES_DIR / "training.toml")
-    comps = []
-    for task in recipe.tasks(parent):
-        n = len(realizations(enumerator, task.composition, task.count, recipe.seed).occupancy)
-        comps += [task.composition] * n
-    return np.array(comps)
+@pytest.fixture(scope="module", params=sorted(TABLE_1))
+def design(request, tmp_path_factory) -> Path:
+    """The training design of one dopant, enumerated into a store."""
+    out = tmp_path_factory.mktemp("design") / f"{request.param}.h5"
+    run_recipe(Recipe.load(RECIPES_DIR / "training.toml"), Parent.load(request.param), out)
+    return out
 
 
-def test_split_rules(training_compositions: np.ndarray) -> None:
-    comp = training_compositions
-    usable = np.ones(len(comp), dtype=bool)
-    usable[::50] = False  # failed labels
-    split = make_split(comp, usable, seed=7)
-    assert (split[~usable] == EXCLUDED).all()
-    test = split == TEST
-    assert test.sum() == 63
-    assert (comp[test, 2:] == 0).all()  # no A5 defects in the test set
-    fit = (split == TRAIN) | (split == VALIDATION)
-    assert fit.sum() == usable.sum() - 63
-    assert abs((split == VALIDATION).sum() / fit.sum() - 0.1) < 0.01
-    np.testing.assert_array_equal(make_split(comp, usable, seed=7), split)  # deterministic
-    assert not np.array_equal(make_split(comp, usable, seed=8), split)
+def test_table_1_and_no_test_composition_in_training(design: Path) -> None:
+    split = write_split(design)
+    store = Store(design)
+    sizes = subset_sizes(store.composition, split)[-1]
+    train, validation, test = TABLE_1[store.parent.dopant]
+    assert (sizes["train"], sizes["validation"], sizes["test"]) == (train, validation, test)
+    assert sizes["total"] == len(store) == train + validation + test
+    assert validation == math.ceil((train + validation) / 10)
+    fit = {tuple(c) for c in store.composition[split != TEST]}
+    tested = {tuple(c) for c in store.composition[split == TEST]}
+    assert len(tested) == 63 and not fit & tested
+    assert (store.composition[split == TEST, 2:] == 0).all()  # A4 only
 
 
-def test_limits_are_nested_and_inherit_the_split(training_compositions: np.ndarray) -> None:
-    comp = training_compositions
-    split = make_split(comp, np.ones(len(comp), dtype=bool))
+def test_limits_are_nested_and_inherit_the_split(design: Path) -> None:
+    store = Store(design)
+    split = write_split(design)
+    comp = store.composition
     sizes = subset_sizes(comp, split)
     assert [row["limit"] for row in sizes] == list(LIMITS)
     totals = [row["total"] for row in sizes]
@@ -63,13 +64,28 @@ def test_limits_are_nested_and_inherit_the_split(training_compositions: np.ndarr
     for small, large in itertools.pairwise(LIMITS):
         assert (in_limit(comp, small) <= in_limit(comp, large)).all()
     assert all(row["test"] == 63 for row in sizes)
-    # limit 0 holds exactly the A5-pristine configurations
-    assert sizes[0]["total"] == int((comp[:, 2] + comp[:, 3] == 0).sum())
+    # limit 0 holds exactly the A5-pristine configurations: 28 on the grid + 63 test
+    assert sizes[0]["total"] == int((comp[:, 2] + comp[:, 3] == 0).sum()) == 91
     for row in sizes:
         assert row["train"] + row["validation"] + row["test"] == row["total"]
 
 
-def test_too_few_pristine_for_the_test_set() -> None:
-    comp = np.array([[0, 0, 0, 0]] * 10 + [[0, 0, 2, 0]] * 100)
-    with pytest.raises(StoreError, match="only 10 labelled"):
-        make_split(comp, np.ones(len(comp), dtype=bool))
+def test_split_is_deterministic_and_stored_once(design: Path, tmp_path: Path) -> None:
+    stored = write_split(design)
+    copy = tmp_path / "copy.h5"
+    shutil.copyfile(design, copy)
+    test = Store(copy).split == TEST
+    np.testing.assert_array_equal(make_split(test, seed=7), make_split(test, seed=7))
+    assert not np.array_equal(make_split(test, seed=7), make_split(test, seed=8))
+    assert set(np.unique(make_split(test))) == {TRAIN, VALIDATION, TEST}
+    np.testing.assert_array_equal(write_split(copy, seed=99), stored)
+
+
+def test_a_store_without_a_test_design_has_no_split(tmp_path: Path) -> None:
+    recipe = Recipe.parse(
+        'mode = "random"\nrealizations = 1\n[orbits.A4]\nspecies = ["Sc", "vacancy"]\nstep = 4\n'
+    )
+    out = tmp_path / "no-test.h5"
+    run_recipe(recipe, Parent.load("Pt"), out)
+    with pytest.raises(StoreError, match=r"no \[test\] table"):
+        write_split(out)

@@ -145,26 +145,42 @@ def test_realizations_uniform_over_distinct_configurations(enumerator_pt: Enumer
     assert hits[small].mean() > 0.8 * hits[~small].mean()
 
 
-def independent_composition_count(fraction: Fraction) -> int:
+def independent_grid_count(bound: Fraction) -> int:
+    """Step-2 compositions on A4 and A5 with x_Sc strictly above the bound, counted directly
+    from the cell's 120 Sc + 26 M (36 active Sc sites)."""
     n = 0
     for v4, m4, v5, m5 in itertools.product(
         range(0, 13, 2), range(0, 13, 2), range(0, 25, 2), range(0, 25, 2)
     ):
         if v4 + m4 <= 12 and v5 + m5 <= 24:
             sc, dop = 120 - v4 - m4 - v5 - m5, 26 + m4 + m5
-            n += Fraction(sc, sc + dop) >= fraction
+            n += Fraction(sc, sc + dop) > bound
     return n
 
 
-@pytest.mark.parametrize("dopant,fraction", [("Pt", Fraction(2, 3)), ("Rh", Fraction(11, 15))])
-def test_training_recipe_compositions(dopant: str, fraction: Fraction) -> None:
+@pytest.mark.parametrize(
+    "dopant,bound,grid",
+    [
+        ("Pt", Fraction(2, 3), 2107),
+        ("Pd", Fraction(2, 3), 2107),
+        ("Ir", Fraction(11, 15), 1011),
+        ("Rh", Fraction(11, 15), 1011),
+    ],
+)
+def test_training_recipe_is_table_1(dopant: str, bound: Fraction, grid: int) -> None:
+    """Grid compositions (train + validation) and the 63 off-grid A4-only test ones."""
     parent = Parent.load(dopant)
     recipe = Recipe.load(RECIPES_DIR / "training.toml")
-    comps = recipe.compositions(parent)
-    assert len(comps) == independent_composition_count(fraction)
     tasks = recipe.tasks(parent)
-    pristine = [t for t in tasks if t.composition[2] + t.composition[3] == 0]
-    assert len(pristine) == 28 and all(t.count == 4 for t in pristine)
+    fit = [t.composition for t in tasks if not t.test]
+    test = [t.composition for t in tasks if t.test]
+    assert len(fit) == independent_grid_count(bound) == grid
+    assert all(t.count == 1 for t in tasks)
+    # test: A4 only, an odd number of vacancies or of M, every such composition once
+    assert len(test) == len(set(test)) == 63
+    assert all(c[2] == c[3] == 0 and (c[0] % 2 or c[1] % 2) for c in test)
+    assert len({(v, m) for v in range(13) for m in range(13 - v)} - {c[:2] for c in test}) == 28
+    assert not set(test) & set(fit)
 
 
 def test_inference_recipe_total(parent_pt: Parent, enumerator_pt: Enumerator) -> None:
@@ -197,3 +213,7 @@ def test_recipe_errors(tmp_path, parent_pt: Parent) -> None:
         Recipe.parse('[orbits.B7]\nspecies=["Sc", "M"]').compositions(parent_pt)
     with pytest.raises(RecipeError, match="cannot read"):
         Recipe.load(tmp_path / "missing.toml")
+    with pytest.raises(RecipeError, match="test.orbit"):
+        Recipe.parse('[orbits.A4]\nspecies=["Sc", "M"]\n[test]\norbit = "A9"')
+    with pytest.raises(RecipeError, match="sc_fraction_above"):
+        Recipe.parse('[orbits.A4]\nspecies=["Sc"]\n[min_sc_fraction]\ndefault = "2/3"')

@@ -1,27 +1,30 @@
-"""Limits and the fixed train/validation/test split of a labelled training store.
+"""Limits and the fixed train/validation/test split of a training store (the study's Table 1).
 
 The limit-x subset holds the configurations with at most x defects (vacancies + dopants)
 on A5; limits 0, 2, ..., 24 give 13 nested subsets (section 3.2 of the study). The split
-(section 3.3): the test set is 63 configurations without A5 defects; the remaining
-labelled configurations are split once, on the limit-24 set, into train (90 %) and
-validation (10 %), and every smaller limit inherits that assignment. Configurations
-whose label failed are excluded (code 255). Stored in the store as `split` (uint8:
-0 train, 1 validation, 2 test, 255 excluded) with its seed and sizes as attributes.
+(section 3.3) is a property of the training design, not of the labels: the test set is the
+rows of the recipe's test tasks (the 63 A4-only compositions off the step-2 grid, so no
+test composition is trained on); of the other n rows, ceil(n / 10) are drawn once, on the
+limit-24 set, for validation and the rest are train; every smaller limit inherits that
+assignment. Table 1: 1896 / 211 / 63 = 2170 (Pt, Pd), 909 / 102 / 63 = 1074 (Ir, Rh).
+Rows whose label failed or did not converge are left out at training time, not here.
+Stored in the store as `split` (uint8: 0 train, 1 validation, 2 test) with its seed.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from qcapprox.enumeration.recipe import Recipe
 from qcapprox.errors import StoreError
 from qcapprox.store import Store, write_atomically
 
 LIMITS = tuple(range(0, 25, 2))
-TRAIN, VALIDATION, TEST, EXCLUDED = 0, 1, 2, 255
-N_TEST = 63
+TRAIN, VALIDATION, TEST = 0, 1, 2
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 2024
 
@@ -36,41 +39,43 @@ def in_limit(composition: np.ndarray, limit: int) -> np.ndarray:
     return a5_defects(composition) <= limit
 
 
-def make_split(
-    composition: np.ndarray, usable: np.ndarray, seed: int = SPLIT_SEED, n_test: int = N_TEST
-) -> np.ndarray:
-    """The split codes of every row (see module docstring), deterministic from the seed."""
+def make_split(test: np.ndarray, seed: int = SPLIT_SEED) -> np.ndarray:
+    """The split codes of every row, given the test rows (see module docstring);
+    deterministic from the seed."""
     rng = np.random.default_rng(seed)
-    split = np.full(len(composition), EXCLUDED, dtype=np.uint8)
-    pristine = np.flatnonzero(usable & (a5_defects(composition) == 0))
-    if len(pristine) < n_test:
-        raise StoreError(
-            f"only {len(pristine)} labelled configurations without A5 defects, {n_test} needed "
-            "for the test set"
-        )
-    test = rng.choice(pristine, size=n_test, replace=False)
+    split = np.full(len(test), TRAIN, dtype=np.uint8)
     split[test] = TEST
-    rest = np.flatnonzero(usable & (split == EXCLUDED))
-    rest = rest[rng.permutation(len(rest))]
-    n_val = round(VALIDATION_FRACTION * len(rest))
-    split[rest[:n_val]] = VALIDATION
-    split[rest[n_val:]] = TRAIN
+    rest = np.flatnonzero(~test)
+    split[rng.choice(rest, size=math.ceil(VALIDATION_FRACTION * len(rest)), replace=False)] = (
+        VALIDATION
+    )
     return split
 
 
+def test_rows(store: Store) -> np.ndarray:
+    """Mask of the rows made by the test tasks of the store's recipe."""
+    recipe = Recipe.parse(str(store.attrs["recipe"]), source=f"{store.path} (recipe)")
+    tasks = recipe.tasks(store.parent)
+    is_test = np.array([t.test for t in tasks], dtype=bool)
+    if not is_test.any():
+        raise StoreError(
+            f"{store.path}: its recipe has no [test] table, so it has no test set; enumerate "
+            "the training design (enumeration/training.toml)"
+        )
+    return is_test[store.task]
+
+
 def write_split(path: str | Path, seed: int = SPLIT_SEED) -> np.ndarray:
-    """Compute the split of a labelled store and store it (once; an existing one is kept)."""
+    """The split of a training store, stored on first use (an existing one is kept)."""
     path = Path(path)
     store = Store(path)
-    if store.labels is None:
-        raise StoreError(f"{path} has no labels: run `qcapprox label {path}` first")
     if store.split is not None:
         return store.split
-    split = make_split(store.composition, np.isfinite(store.labels["e_above_hull"]), seed)
+    split = make_split(test_rows(store), seed)
 
     def fill(handle: h5py.File) -> None:
         handle["split"] = split
-        handle["split"].attrs["codes"] = "0 train, 1 validation, 2 test, 255 excluded"
+        handle["split"].attrs["codes"] = "0 train, 1 validation, 2 test"
         handle["split"].attrs["seed"] = seed
 
     write_atomically(path, fill, base=path)
@@ -88,7 +93,7 @@ def subset_sizes(composition: np.ndarray, split: np.ndarray) -> list[dict[str, i
                 "train": int((mask & (split == TRAIN)).sum()),
                 "validation": int((mask & (split == VALIDATION)).sum()),
                 "test": int((mask & (split == TEST)).sum()),
-                "total": int((mask & (split != EXCLUDED)).sum()),
+                "total": int(mask.sum()),
             }
         )
     return rows
