@@ -1,5 +1,7 @@
 """The Textual results browser, driven by its pilot: the numbers on screen are checked
-against sets recomputed here with Python, plus snapshot tests at 80x24 and 120x36.
+against sets recomputed here with Python, plus snapshot tests at 60x20, 80x24, 120x40 and
+200x50. Tests wait for events (pilot pauses, workers), never for time: speed is measured
+in benchmarks/tui.py.
 """
 
 from __future__ import annotations
@@ -7,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -16,12 +20,15 @@ from ase.io import read
 from resultsdata import build_store
 from textual.widgets import DataTable, TabbedContent
 
-from qcapprox import analysis
+from qcapprox import analysis, datasets
 from qcapprox.errors import StoreError
 from qcapprox.results import LIMITS, Results, bundle
-from qcapprox.tui.app import MAX_ROWS, QcapproxApp
+from qcapprox.tui import format as tui_format
+from qcapprox.tui.app import QcapproxApp
 from qcapprox.tui.format import composition_strings, number, occupancy_strings
 from qcapprox.tui.heatmap import Heatmap
+from qcapprox.tui.help import HelpScreen
+from qcapprox.tui.table import RowTable
 
 
 def sync(test):
@@ -54,8 +61,13 @@ async def press(pilot, *keys: str) -> None:
         await settle(pilot)
 
 
-def table_rows(table: DataTable) -> list[list[str]]:
+def table_rows(table: DataTable | RowTable) -> list[list[str]]:
+    if isinstance(table, RowTable):
+        return [[c.strip() for c in table.row(r)] for r in range(table.row_count)]
     return [[str(cell).strip() for cell in table.get_row_at(r)] for r in range(table.row_count)]
+
+
+ID = -1  # the id is the last column of the candidate tables
 
 
 # ---------------------------------------------------------------- limits heatmap
@@ -78,7 +90,13 @@ async def test_heatmap_numbers_equal_sets(results_path: Path, res: Results) -> N
             assert [int(c) for c in cells[1:14]] == [len(sets[i] & sets[j]) for j in range(13)]
         n_row = lines[header + 14].split()
         assert n_row[0] == "n" and [int(c) for c in n_row[1:14]] == [len(s) for s in sets]
-        rec_row = lines[header + 16].split()
+        n = res.n_configs("Pt")
+        pct_row = lines[header + 15].split()
+        assert pct_row[1:14] == [number(100 * len(s) / n, "percent", 6) for s in sets]
+        mult = res.multiplicity("Pt")
+        sigma_row = lines[header + 16].split()
+        assert [int(c) for c in sigma_row[1:14]] == [int(mult[list(s)].sum()) for s in sets]
+        rec_row = lines[header + 17].split()
         expected = [len(s & sets[12]) / len(sets[12]) for s in sets]
         assert rec_row[1:14] == [number(r, "fraction", 6) for r in expected]
         # the cursor starts on (limit 0, limit 24); move it to (limit 4, limit 8)
@@ -92,7 +110,11 @@ async def test_heatmap_numbers_equal_sets(results_path: Path, res: Results) -> N
         only_i, only_j = len(sets[i] - sets[j]), len(sets[j] - sets[i])
         assert f"i=4 j=8 │ both {both} │ only i {only_i} │ only j {only_j}" in summary
         assert f"Jaccard {both / len(sets[i] | sets[j]):.3f}" in summary
-        assert f"({100 * both / len(sets[i]):.1f}% in both)" in summary
+        pct_i, pct_j = 100 * both / len(sets[i]), 100 * both / len(sets[j])
+        assert f"in both: {pct_i:.1f}% of Bi, {pct_j:.1f}% of Bj" in summary
+        assert f"|Bi| {len(sets[i]):,} = {100 * len(sets[i]) / n:.1f}% of {n:,}" in summary
+        expected_recall = len(sets[i] & sets[12]) / len(sets[12])
+        assert f"recall {number(expected_recall, 'fraction', 5)}" in summary
         # metrics: % of i, % of j, Jaccard: the heatmap holds the analysis matrices
         heat = app.query_one("#heatmap", Heatmap)
         ov = analysis.overlap(analysis.below_hull(res.predictions("Pt", "rf")))
@@ -111,6 +133,7 @@ async def test_candidates_sets_sort_filter_detail_export(
     pred = res.predictions("Pt", "rf")
     sets = below(pred)
     ids = res.ids("Pt")
+    mult = res.multiplicity("Pt")
     comp = composition_strings(res.composition("Pt"))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -118,7 +141,7 @@ async def test_candidates_sets_sort_filter_detail_export(
         assert app.query_one(TabbedContent).active == "candidates"
         i, j = app.cell
         assert (LIMITS[i], LIMITS[j]) == (2, 24)
-        table = app.query_one("#cand-table", DataTable)
+        table = app.query_one("#cand-table", RowTable)
         expected = {
             "both": sets[i] & sets[j],
             "only_i": sets[i] - sets[j],
@@ -127,9 +150,9 @@ async def test_candidates_sets_sort_filter_detail_export(
         for name in ("both", "only_i", "only_j"):
             assert app.cell_set == name
             rows = table_rows(table)
-            assert len(rows) == min(len(expected[name]), MAX_ROWS)
-            assert {int(r[0]) for r in rows} == {int(ids[c]) for c in expected[name]}
-            energies = [float(r[3]) if r[3] != "-" else np.inf for r in rows]
+            assert len(rows) == len(expected[name])
+            assert {int(r[ID]) for r in rows} == {int(ids[c]) for c in expected[name]}
+            energies = [float(r[2]) if r[2] != "-" else np.inf for r in rows]
             assert energies == sorted(energies)  # default: E at i, lowest first
             title = str(app.query_one("#cand-title").render())
             assert f"({len(expected[name])})" in title
@@ -137,9 +160,9 @@ async def test_candidates_sets_sort_filter_detail_export(
         assert app.cell_set == "both"
         # one row, every column, against the store
         first = table_rows(table)[0]
-        c = int(np.flatnonzero(ids == int(first[0]))[0])
+        c = int(np.flatnonzero(ids == int(first[ID]))[0])
         a4 = occupancy_strings(res.occupancy("Pt")[c : c + 1, :12])[0]
-        assert first[1:] == [
+        assert first[:ID] == [
             comp[c],
             a4,
             f"{pred[i, c]:.4f}",
@@ -149,39 +172,70 @@ async def test_candidates_sets_sort_filter_detail_export(
         # sort by multiplicity (largest first): E@i, E@j, mult
         await press(pilot, "s", "s")
         assert app.sort == "mult"
-        mults = [int(r[5]) for r in table_rows(table)]
+        mults = [int(r[4]) for r in table_rows(table)]
         assert mults == sorted(mults, reverse=True)
         # filter by composition
         await press(pilot, "slash", "M", "9")
         assert app.query_text == "M9"
         rows = table_rows(table)
         want = {int(ids[x]) for x in expected["both"] if comp[x].split()[1] == "M9"}
-        assert {int(r[0]) for r in rows} == want and want
+        assert {int(r[ID]) for r in rows} == want and want
         await press(pilot, "escape")
         assert app.query_text == "" and len(table_rows(table)) == len(expected["both"])
         # detail of the first row: predictions at all limits of both backbones
-        table.move_cursor(row=0)
+        # export the listed set: one extxyz file, one CIF per configuration
+        listed = [int(r[ID]) for r in table_rows(table)]
+        await press(pilot, "x")
+        stem = "Pt-rf-i2-j24-both"
+        frames = read(tmp_path / f"{stem}.extxyz", index=":")
+        assert [f.info["config_id"] for f in frames] == listed
+        for frame in frames[:5]:
+            c = int(np.flatnonzero(ids == frame.info["config_id"])[0])
+            for k, limit in enumerate(LIMITS):
+                assert frame.info[f"e_above_hull_rf_limit-{limit:02d}"] == pytest.approx(pred[k, c])
+            assert "e_above_hull_allegro_limit-10" not in frame.info  # allegro has no limit 10
+        notice = str(app.query_one("#notice").render())
+        assert f"wrote {tmp_path.resolve() / stem}.extxyz" in notice.replace("\n", "")
+        await press(pilot, "c")
+        assert len(list((tmp_path / stem).glob("Pt-*.cif"))) == len(listed)
+        # detail of the first row: predictions at all limits of both backbones, their spread
+        table.move_cursor(0)
         await press(pilot, "enter")
         assert app.query_one(TabbedContent).active == "detail"
         row = app.detail_row
         config_id = int(ids[row])
         detail = table_rows(app.query_one("#detail-table", DataTable))
         allegro = res.predictions("Pt", "allegro")
-        for k, cells in enumerate(detail):
+        for k, cells in enumerate(detail[:13]):
             assert cells[0] == str(LIMITS[k])
             assert cells[1].rstrip("*") == f"{pred[k, row]:.4f}"
             assert cells[2].rstrip("*") == ("-" if k == 5 else f"{allegro[k, row]:.4f}")
             assert cells[1].endswith("*") == bool(pred[k, row] < 0)
+            spread = pred[k, row] if k == 5 else abs(pred[k, row] - allegro[k, row])
+            assert cells[3] == ("0.0000" if k == 5 else f"{spread:.4f}")
+        assert [r[0] for r in detail[13:]] == ["min", "max", "spread"]
+        assert detail[15][1] == f"{np.ptp(pred[:, row]):.4f}"
+        reference = res.parent("Pt").decorate(res.occupancy("Pt")[row])
+        symbols = reference.get_chemical_symbols()
+        formula = f"Sc{symbols.count('Sc')}Pt{symbols.count('Pt')}"
         title = str(app.query_one("#detail-title").render())
         assert f"id {config_id}" in title and "CHGNet stand-in labels" in title
+        assert f"{formula} per cell" in title and f"multiplicity {mult[row]}" in title
         await press(pilot, "c", "p", "x")
-        reference = res.parent("Pt").decorate(res.occupancy("Pt")[row])
         for suffix, fmt in (("cif", "cif"), ("POSCAR", "vasp"), ("extxyz", "extxyz")):
             path = tmp_path / f"Pt-{config_id}.{suffix}"
             atoms = read(path, format=fmt)
             assert atoms.get_chemical_formula() == reference.get_chemical_formula()
             np.testing.assert_allclose(atoms.cell[:], reference.cell[:], atol=1e-6)
-        assert read(tmp_path / f"Pt-{config_id}.extxyz").info["config_id"] == config_id
+            text = path.read_text()
+            assert "CHGNet stand-in labels" in text
+            if suffix != "extxyz":  # predictions in the comment lines
+                assert f"{pred[12, row]:.5f}" in text
+        info = read(tmp_path / f"Pt-{config_id}.extxyz").info
+        assert info["config_id"] == config_id
+        assert info["e_above_hull_rf_limit-24"] == pytest.approx(pred[12, row])
+        notice = str(app.query_one("#notice").render()).replace("\n", "")
+        assert f"wrote {tmp_path.resolve()}/Pt-{config_id}.extxyz" in notice
 
 
 @sync
@@ -235,26 +289,130 @@ async def test_robust_and_test_tabs(results_path: Path, res: Results) -> None:
         assert app.k == 12
         n_below = (pred < 0).sum(axis=0)
         pick = set(np.flatnonzero(n_below >= 12).tolist())
-        rows = table_rows(app.query_one("#robust-table", DataTable))
-        assert {int(r[0]) for r in rows} == {int(res.ids("Pt")[c]) for c in pick}
-        counts = [int(r[3]) for r in rows]
+        rows = table_rows(app.query_one("#robust-table", RowTable))
+        assert {int(r[ID]) for r in rows} == {int(res.ids("Pt")[c]) for c in pick}
+        counts = [int(r[2]) for r in rows]
         assert counts == sorted(counts, reverse=True)
         title = str(app.query_one("#robust-title").render())
-        assert f"{len(pick)} configurations (Σ multiplicity {int(mult[list(pick)].sum())})" in title
+        weight = int(mult[list(pick)].sum())
+        assert f"{len(pick)} configurations (Σ multiplicity {weight:,})" in title
         # both backbones
         await press(pilot, "a")
         assert app.scope == "both"
         al = res.predictions("Pt", "allegro")
         pick2 = pick & set(np.flatnonzero((al < 0).sum(axis=0) >= 12).tolist())
-        rows = table_rows(app.query_one("#robust-table", DataTable))
-        assert {int(r[0]) for r in rows} == {int(res.ids("Pt")[c]) for c in pick2}
+        rows = table_rows(app.query_one("#robust-table", RowTable))
+        assert {int(r[ID]) for r in rows} == {int(res.ids("Pt")[c]) for c in pick2}
         await press(pilot, "6")
         m = res.metrics("Pt", "rf")
         rmse_rows = table_rows(app.query_one("#rmse-table", DataTable))
         manual = [np.sqrt(np.mean((p - m.test_target) ** 2)) for p in m.test_predictions]
         assert [r[1] for r in rmse_rows] == [f"{x:.4f}" for x in manual]
-        sim = app.query_one("#similarity", Heatmap).matrix
-        assert sim[0, 12] == pytest.approx(1 - abs(manual[0] - manual[12]) / m.test_target.mean())
+        assert [r[2] for r in rmse_rows] == [f"{abs(x - manual[12]):.4f}" for x in manual]
+        heat = app.query_one("#similarity", Heatmap)
+        assert heat.matrix[0, 12] == pytest.approx(
+            1 - abs(manual[0] - manual[12]) / m.test_target.mean()
+        )
+        await press(pilot, "m")  # the same comparison in eV/atom
+        assert heat.matrix[0, 12] == pytest.approx(abs(manual[0] - manual[12]))
+        assert "|ΔRMSE|" in screen_text(app)
+
+
+@sync
+async def test_refuses_a_store(results_path: Path) -> None:
+    app = QcapproxApp(results_path.parent / "sc60pt13.h5")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+    assert isinstance(app.load_error, StoreError)
+    assert "not a qcapprox results file" in str(app.load_error)
+    assert app.return_code == 2
+
+
+# ---------------------------------------------------------------- responsiveness
+@sync
+async def test_fifty_quick_moves_then_quit(results_path: Path, res: Results) -> None:
+    """Keys are pressed without waiting for the work they start; the screen then shows the
+    last selection, and q quits."""
+    app = QcapproxApp(results_path)
+    sets = below(res.predictions("Pt", "rf"))
+    async with app.run_test(size=(120, 40)) as pilot:  # 120x40: the candidate preview too
+        await settle(pilot)
+        moves = ["down", "left"] * 12 + ["up"] * 13 + ["right"] * 13
+        for key in moves:
+            await pilot.press(key)
+        await settle(pilot)
+        i, j = app.cell
+        assert (LIMITS[i], LIMITS[j]) == (0, 24)
+        moves = ["down"] * 25 + ["left"] * 6
+        for key in moves:
+            await pilot.press(key)
+        await settle(pilot)
+        i, j = app.cell
+        assert (LIMITS[i], LIMITS[j]) == (24, 12)
+        summary = str(app.query_one("#cell-summary").render())
+        assert f"i=24 j=12 │ both {len(sets[i] & sets[j])} │" in summary
+        preview = app.query_one("#preview", RowTable)
+        assert preview.display and preview.row_count == len(sets[i] & sets[j])
+        ids = res.ids("Pt")
+        assert {int(r[ID]) for r in table_rows(preview)} == {int(ids[c]) for c in sets[i] & sets[j]}
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def test_no_torch_and_light_first_frame() -> None:
+    """The UI module imports neither torch nor the results machinery (h5py, ASE) before
+    its first frame: the file is opened in a worker."""
+    code = (
+        "import sys, qcapprox.tui.app; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'qcapprox.results') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_limits_constant_matches_datasets() -> None:
+    assert tui_format.LIMITS == datasets.LIMITS
+
+
+# ---------------------------------------------------------------- help and legends
+@sync
+async def test_help_lists_every_key_and_definition(results_path: Path) -> None:
+    app = QcapproxApp(results_path)
+    async with app.run_test(size=(100, 60)) as pilot:
+        await settle(pilot)
+        for key in ("question_mark", "f1", "h"):
+            await press(pilot, key)
+            assert isinstance(app.screen, HelpScreen)
+            text = str(app.screen.query_one("#help-text").render())
+            for binding_key in ("d", "b", "t", "1-6", "m", "v", "s", "/", "o", "k", "a", "c", "p"):
+                assert re.search(rf"^\s+{re.escape(binding_key)}  \w", text, re.M), binding_key
+            for term in (
+                "below-hull set",
+                "recall vs 24",
+                "overlap %",
+                "Jaccard",
+                "SimilarityScore",
+            ):
+                assert term in text
+            assert "the recall is 1 (the study's convention)" in text
+            assert "CHGNet labels, a stand-in for DFT" in text
+            assert "░▒▓█" in text
+            await press(pilot, "escape")
+            assert not isinstance(app.screen, HelpScreen)
+        await press(pilot, "ctrl+p")
+        assert type(app.screen).__name__ == "CommandPalette"
+
+
+@sync
+async def test_empty_sets_and_recall_convention(results_path: Path) -> None:
+    app = QcapproxApp(results_path, threshold=-1.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "every set empty below -1.000" in text
+        assert "recall 1: B24 empty" in text
+        np.testing.assert_array_equal(app.view.primary.recall, np.ones(13))
 
 
 @sync
@@ -275,6 +433,9 @@ async def test_resize_and_no_color(results_path: Path, monkeypatch) -> None:
         await press(pilot, "3")
         text = screen_text(app)
         assert "▓" in text or "█" in text  # shade glyphs: readable without colour
+        assert "░▒▓█" in text  # and their legend
+        # every column of the narrow maps is labelled: labels are written downwards
+        assert re.search(r"0 2 4 6 8 0 2 4 6 8 0 2 4", text)
 
 
 @sync
@@ -282,7 +443,7 @@ async def test_one_backbone_without_metrics(tmp_path: Path) -> None:
     store = build_store(tmp_path, "Rh", {"rf": ()})
     with h5py.File(store, "r+") as handle:
         del handle["metrics"]
-    app = QcapproxApp(bundle({"Rh": store}, tmp_path / "rh.h5"))
+    app = QcapproxApp(bundle({"Rh": store}, tmp_path / "rh.h5"), export_dir=tmp_path / "out")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.other is None
@@ -294,12 +455,8 @@ async def test_one_backbone_without_metrics(tmp_path: Path) -> None:
         assert "no test metrics for rf (Rh) in this file" in screen_text(app)
         await press(pilot, "5")
         await press(pilot, "c")  # nothing chosen yet: a message, no file
-        assert not list(Path.cwd().glob("Rh-*.cif"))
-
-
-def test_refuses_a_store(results_path: Path) -> None:
-    with pytest.raises(StoreError, match="not a qcapprox results file"):
-        QcapproxApp(results_path.parent / "sc60pt13.h5")
+        assert "choose a configuration first" in screen_text(app)
+        assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- snapshots
@@ -309,8 +466,25 @@ def snapshot_app(results_path: Path, monkeypatch) -> QcapproxApp:
     return QcapproxApp(results_path)
 
 
-def test_snapshot_limits_80x24(snap_compare, snapshot_app: QcapproxApp) -> None:
-    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=settle)
+SIZES = {"60x20": (60, 20), "80x24": (80, 24), "120x40": (120, 40), "200x50": (200, 50)}
+
+
+@pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
+def test_snapshot_limits(snap_compare, snapshot_app: QcapproxApp, size) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await press(pilot, "down", "left")
+
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", [SIZES["60x20"], SIZES["80x24"]], ids=["60x20", "80x24"])
+def test_snapshot_compare(snap_compare, snapshot_app: QcapproxApp, size) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await press(pilot, "3", "m", "m", "m")
+
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=before)
 
 
 def test_snapshot_candidates_80x24(snap_compare, snapshot_app: QcapproxApp) -> None:
@@ -321,9 +495,9 @@ def test_snapshot_candidates_80x24(snap_compare, snapshot_app: QcapproxApp) -> N
     assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=before)
 
 
-def test_snapshot_compare_120x36(snap_compare, snapshot_app: QcapproxApp) -> None:
+def test_snapshot_help_80x24(snap_compare, snapshot_app: QcapproxApp) -> None:
     async def before(pilot) -> None:
         await settle(pilot)
-        await press(pilot, "3", "m", "m", "m")
+        await press(pilot, "question_mark")
 
-    assert snap_compare(snapshot_app, terminal_size=(120, 36), run_before=before)
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=before)

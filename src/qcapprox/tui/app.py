@@ -1,26 +1,34 @@
 """`qcapprox tui RESULTS.h5`: compare below-hull candidate sets across limits and backbones.
 
-Keyboard first: every action has a key, listed in the footer for the focused part of
-the screen. Tabs: 1 Limits (13x13 pairwise overlap heatmap, set sizes, recall vs limit
-24), 2 Candidates (the configurations of the heatmap cell), 3 Compare (two backbones side
-by side), 4 Robust (below the threshold at >= k limits), 5 Detail (one configuration:
-predictions at every limit and backbone, occupancy, export), 6 Test (test RMSE and
-SimilarityScore). Analysis runs in worker threads; the keys never wait for it.
+Keyboard first: every action has a key, listed in the footer for the focused part of the
+screen and in the help screen (`?`, F1 or `h`); Ctrl-P searches the same actions. Tabs:
+1 Limits (13x13 pairwise overlap heatmap, set sizes, recall vs limit 24), 2 Candidates
+(the configurations of the heatmap cell), 3 Compare (two backbones side by side),
+4 Robust (below the threshold at >= k limits), 5 Detail (one configuration: formula,
+multiplicity, predictions at every limit and backbone and their spread, export), 6 Test
+(test RMSE, |ΔRMSE| and SimilarityScore).
+
+Responsive by construction: a key press does O(1) work on the UI thread (13x13 matrices,
+one summary line); the work that grows with the data (opening the file, analysing a
+selection, sorting and filtering candidates, ranking robust candidates, exporting) runs
+in thread workers of exclusive groups, so a newer key cancels the older work and stale
+answers are dropped; tables draw only their visible rows (`RowTable`). The file is
+opened after the first frame, and nothing here imports torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from ase.io import write
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import (
     DataTable,
@@ -32,24 +40,19 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.worker import Worker
+from textual.worker import Worker, get_current_worker
 
 from qcapprox import analysis
-from qcapprox.parent import Parent
-from qcapprox.results import LIMITS, Results
-from qcapprox.tui.format import (
-    OCC_LEGEND,
-    composition_filter,
-    energy,
-    number,
-    occupancy_strings,
-)
+from qcapprox.tui.format import LIMITS, OCC_LEGEND, energy, number, occupancy_strings
 from qcapprox.tui.heatmap import Heatmap
-from qcapprox.tui.state import Family, View, compute_view
+from qcapprox.tui.help import HelpScreen
+from qcapprox.tui.state import REFERENCE, SETS, SORTS, Family, View, candidate_rows
+from qcapprox.tui.table import Column, RowTable
+
+if TYPE_CHECKING:
+    from qcapprox.results import Results
 
 LIMIT_LABELS = [str(x) for x in LIMITS]
-SETS = ("both", "only_i", "only_j")
-SORTS = ("E@i", "E@j", "mult", "comp", "id")
 SORT_TITLES = {
     "E@i": "E at i, lowest first",
     "E@j": "E at j, lowest first",
@@ -64,9 +67,9 @@ METRIC_TEXT = {
     "pct_j": "|Bi ∩ Bj| / |Bj|, % of the column set",
     "jaccard": "Jaccard |Bi ∩ Bj| / |Bi ∪ Bj|",
 }
-EXPORTS = {"cif": ("cif", "cif"), "poscar": ("vasp", "POSCAR"), "extxyz": ("extxyz", "extxyz")}
-MAX_ROWS = 1000
 TABS = ("limits", "candidates", "compare", "robust", "detail", "test")
+TAB_TITLES = {name: name.capitalize() for name in TABS}
+SHORT, TALL = 24, 36  # terminal heights below which the UI is compact, from which it adds
 
 
 class LimitHeatmap(Heatmap):
@@ -75,16 +78,17 @@ class LimitHeatmap(Heatmap):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Candidates")]
 
 
-class CandidateTable(DataTable):
-    """A table of configurations: enter opens the detail."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Detail")]
-
-
 class FilterInput(Input):
     """The composition filter: escape clears and closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.clear_filter", "Clear filter")]
+
+
+EXPORT_BINDINGS: list[BindingType] = [
+    Binding("c", "app.export('cif')", "CIF"),
+    Binding("p", "app.export('poscar')", "POSCAR"),
+    Binding("x", "app.export('extxyz')", "extxyz"),
+]
 
 
 class LimitsPane(Vertical):
@@ -96,6 +100,7 @@ class CandidatesPane(Vertical):
         Binding("v", "app.cycle_set", "Set"),
         Binding("s", "app.cycle_sort", "Sort"),
         Binding("slash", "app.filter", "Filter", key_display="/"),
+        *EXPORT_BINDINGS,
     ]
 
 
@@ -110,15 +115,26 @@ class RobustPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("k", "app.cycle_k", "Min limits"),
         Binding("a", "app.cycle_scope", "Scope"),
+        *EXPORT_BINDINGS,
     ]
 
 
 class DetailPane(Vertical):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "app.export('cif')", "CIF"),
-        Binding("p", "app.export('poscar')", "POSCAR"),
-        Binding("x", "app.export('extxyz')", "extxyz"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(EXPORT_BINDINGS)
+
+
+class TestPane(Vertical):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("m", "app.cycle_test_map", "Map")]
+
+
+PANES = (
+    ("1 Limits (heatmap: arrows move, home/end jump)", LimitsPane, LimitHeatmap),
+    ("2 Candidates (table: arrows, page up/down, home/end)", CandidatesPane, RowTable),
+    ("3 Compare", ComparePane, None),
+    ("4 Robust", RobustPane, None),
+    ("5 Detail", DetailPane, None),
+    ("6 Test", TestPane, None),
+)
 
 
 class ThresholdScreen(ModalScreen[float | None]):
@@ -149,16 +165,27 @@ class ThresholdScreen(ModalScreen[float | None]):
 
 
 class QcapproxApp(App[None]):
-    """The qcapprox results browser."""
+    """The qcapprox results browser. `load_error` holds the error if the file was refused."""
 
     CSS_PATH = "app.tcss"
-    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (80, "-normal"),
+        (160, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-short"),
+        (SHORT, "-medium"),
+        (TALL, "-tall"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1,h", "help", "Help", key_display="?"),
         Binding("d", "cycle_dopant", "Dopant"),
         Binding("b", "cycle_backbone", "Backbone"),
         Binding("t", "threshold", "Threshold"),
         Binding("1", "tab('limits')", "Tab", key_display="1-6"),
         *[Binding(str(k + 1), f"tab('{name}')", show=False) for k, name in enumerate(TABS) if k],
+        Binding("escape", "hide_notice", "Hide notice", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -172,17 +199,17 @@ class QcapproxApp(App[None]):
         export_dir: str | Path = ".",
     ) -> None:
         super().__init__()
-        self.results = Results(path)
-        self.title = f"qcapprox · {self.results.path.name}"
+        self.path = Path(path)
+        self.title = f"qcapprox · {self.path.name}"
+        self.results: Results | None = None
+        self.load_error: Exception | None = None
         self.export_dir = Path(export_dir)
-        self.dopant = dopant or next(
-            (d for d in self.results.dopants if self.results.backbones(d)), self.results.dopants[0]
-        )
-        backbones = self.results.backbones(self.dopant)
-        self.backbone = backbone or (backbones[0] if backbones else None)
-        self.other = self._next_other(None)
+        self.dopant = dopant or ""
+        self.backbone = backbone
+        self.other: str | None = None
         self.threshold = float(threshold)
         self.metric = "count"
+        self.test_map = "similarity"
         self.cell = (0, len(LIMITS) - 1)
         self.cell_set = "both"
         self.sort = "E@i"
@@ -202,13 +229,15 @@ class QcapproxApp(App[None]):
             yield Static(id="status")
             yield LoadingIndicator(id="busy")
         with TabbedContent(initial="limits"):
-            with TabPane("1 Limits", id="limits"), LimitsPane():
-                yield Static(id="limits-title", classes="title")
-                yield LimitHeatmap(LIMIT_LABELS, id="heatmap", max_cell=7)
-                yield Static(id="cell-summary", classes="summary")
+            with TabPane("1 Limits", id="limits"), LimitsPane(id="limits-pane"):
+                with Vertical(id="limits-main"):
+                    yield Static(id="limits-title", classes="title")
+                    yield LimitHeatmap(LIMIT_LABELS, id="heatmap", max_cell=7)
+                    yield Static(id="cell-summary", classes="summary")
+                yield RowTable(id="preview")
             with TabPane("2 Candidates", id="candidates"), CandidatesPane():
-                yield Static(id="cand-title", classes="title")
-                yield CandidateTable(id="cand-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="cand-title", classes="header")
+                yield RowTable(id="cand-table")
                 yield FilterInput(
                     placeholder="composition filter, e.g. M3 or v1 M2 (enter keep, escape clear)",
                     id="cand-filter",
@@ -222,29 +251,73 @@ class QcapproxApp(App[None]):
                     yield DataTable(id="agreement", cursor_type="row", show_cursor=False)
                 yield Static(id="compare-summary", classes="summary")
             with TabPane("4 Robust", id="robust"), RobustPane():
-                yield Static(id="robust-title", classes="title")
-                yield CandidateTable(id="robust-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="robust-title", classes="header")
+                yield RowTable(id="robust-table")
             with TabPane("5 Detail", id="detail"), DetailPane():
-                yield Static(id="detail-title", classes="title")
+                yield Static(id="detail-title", classes="header")
                 yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("6 Test", id="test"), Vertical():
-                yield Static(id="test-title", classes="title")
+            with TabPane("6 Test", id="test"), TestPane():
+                yield Static(id="test-title", classes="header")
                 with Horizontal(id="test-body"):
                     yield DataTable(id="rmse-table", cursor_type="row")
                     yield Heatmap(LIMIT_LABELS, id="similarity", max_cell=6)
+        yield Static(id="notice")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(TabbedContent).query_one("ContentTabs").can_focus = False
         self.query_one("#cand-filter").display = False
+        self.query_one("#notice").display = False
         for heatmap in self.query(Heatmap):
             heatmap.cursor = self.cell
         self.query_one("#heatmap").focus()
-        self._show_status()
-        self.recompute()
+        self.query_one("#status", Static).update(f" loading {self.path} …")
+        self.query_one("#detail-title", Static).update(
+            "no configuration chosen: enter on a row of Candidates or Robust shows it here"
+        )
+        self._open(self.path)
 
     def on_unmount(self) -> None:
-        self.results.close()
+        if self.results is not None:
+            self.results.close()
+
+    def on_resize(self) -> None:
+        """Sizes change what is shown (extra heatmap rows, one- or two-line summaries)."""
+        self._show_status()
+        self._show_maps()
+
+    @property
+    def short(self) -> bool:
+        """A terminal of fewer than 24 lines: the compact layout."""
+        return self.size.height < SHORT
+
+    # ------------------------------------------------------------------ opening
+    @work(thread=True, exclusive=True, group="open")
+    def _open(self, path: Path) -> None:
+        """Open the results file (importing h5py and ASE off the UI thread)."""
+        try:
+            from qcapprox.results import Results
+
+            results = Results(path)
+        except Exception as err:  # the app says why and exits; `run` raises it again
+            self.call_from_thread(self._refused, err)
+            return
+        self.call_from_thread(self._opened, results)
+
+    def _refused(self, err: Exception) -> None:
+        self.load_error = err
+        self.exit(return_code=2)
+
+    def _opened(self, results: Results) -> None:
+        self.results = results
+        if self.dopant not in results.dopants:
+            self.dopant = next((d for d in results.dopants if results.backbones(d)), "")
+            self.dopant = self.dopant or results.dopants[0]
+        backbones = results.backbones(self.dopant)
+        if self.backbone not in backbones:
+            self.backbone = backbones[0] if backbones else None
+        self.other = self._next_other(None)
+        self.recompute()
 
     # ------------------------------------------------------------------ busy indicator
     def _working(self) -> bool:
@@ -265,8 +338,63 @@ class QcapproxApp(App[None]):
         self._busy_timer = None
         self.query_one("#busy").display = self._working()
 
+    # ------------------------------------------------------------------ help, palette, notice
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """(title, [(keys, what they do)]) of every screen part, from the live bindings."""
+
+        def rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+            out = []
+            for binding in bindings:
+                if isinstance(binding, Binding) and binding.description:
+                    keys = binding.key_display or binding.key.replace("question_mark", "?")
+                    out.append((keys, binding.description))
+            return out
+
+        sections = [("Everywhere", rows(self.BINDINGS))]
+        for title, pane, widget in PANES:
+            keys = rows(pane.BINDINGS)
+            if widget is not None:
+                keys = rows(widget.BINDINGS) + keys
+            sections.append((title, keys))
+        sections.append(("Heatmap keys", rows(Heatmap.BINDINGS)))
+        sections.append(("Ctrl-P", [("ctrl+p", "search every action by name")]))
+        return sections
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl-P): the app's own actions, then Textual's."""
+        yield SystemCommand("Help", "Keys, definitions and legends", self.action_help)
+        yield SystemCommand("Next dopant", "Cycle the dopant", self.action_cycle_dopant)
+        yield SystemCommand("Next backbone", "Cycle the backbone", self.action_cycle_backbone)
+        yield SystemCommand("Threshold", "Set the below-hull threshold", self.action_threshold)
+        for name in TABS:
+            yield SystemCommand(
+                f"Tab {TAB_TITLES[name]}", f"Show the {name} tab", lambda n=name: self.action_tab(n)
+            )
+        for kind in ("cif", "poscar", "extxyz"):
+            yield SystemCommand(
+                f"Export {kind}",
+                "Export the listed candidates (or the detail configuration)",
+                lambda k=kind: self.action_export(k),
+            )
+        yield from super().get_system_commands(screen)
+
+    def say(self, text: str) -> None:
+        """Show a notice above the footer (it takes a line; it covers nothing)."""
+        notice = self.query_one("#notice", Static)
+        notice.update(Text(f" {text}  (escape hides)"))
+        notice.display = True
+
+    def action_hide_notice(self) -> None:
+        self.query_one("#notice").display = False
+
     # ------------------------------------------------------------------ selection
     def _next_other(self, current: str | None) -> str | None:
+        if self.results is None:
+            return None
         choices = [b for b in self.results.backbones(self.dopant) if b != self.backbone]
         if not choices:
             return None
@@ -275,33 +403,37 @@ class QcapproxApp(App[None]):
         return choices[0]
 
     def _show_status(self) -> None:
+        if self.results is None:
+            return
         label = self.view.energy_label if self.view else self.results.energy_label(self.dopant)
+        narrow = self.size.width < 80
         parts = [
             self.dopant,
             self.backbone or "no predictions",
-            f"below {self.threshold:+.3f} eV/atom",
+            f"{'E<' if narrow else 'below '}{self.threshold:+.3f} eV/atom",
             label,
         ]
-        self.query_one("#status", Static).update(" " + " · ".join(parts))
+        if self.short:  # the tab row is hidden: the status names the tab
+            parts.append(TAB_TITLES[self._active_tab()])
+        self.query_one("#status", Static).update(" " + ("·" if narrow else " · ").join(parts))
 
     def action_cycle_dopant(self) -> None:
+        if self.results is None:
+            return
         dopants = self.results.dopants
         self.dopant = dopants[(dopants.index(self.dopant) + 1) % len(dopants)]
         backbones = self.results.backbones(self.dopant)
         if self.backbone not in backbones:
             self.backbone = backbones[0] if backbones else None
-        self.other = (
-            self.other
-            if self.other in backbones and self.other != self.backbone
-            else (self._next_other(None))
-        )
+        if self.other not in backbones or self.other == self.backbone:
+            self.other = self._next_other(None)
         self.detail_row = None
         self.recompute()
 
     def action_cycle_backbone(self) -> None:
-        backbones = self.results.backbones(self.dopant)
-        if not backbones:
+        if self.results is None or not self.results.backbones(self.dopant):
             return
+        backbones = self.results.backbones(self.dopant)
         index = backbones.index(self.backbone) if self.backbone in backbones else -1
         self.backbone = backbones[(index + 1) % len(backbones)]
         if self.other == self.backbone:
@@ -324,6 +456,10 @@ class QcapproxApp(App[None]):
         metrics = analysis.METRICS
         self.metric = metrics[(metrics.index(self.metric) + 1) % len(metrics)]
         self._show_maps()
+
+    def action_cycle_test_map(self) -> None:
+        self.test_map = "difference" if self.test_map == "similarity" else "similarity"
+        self._show_test()
 
     def action_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = name
@@ -354,25 +490,30 @@ class QcapproxApp(App[None]):
         )
         self.compute_robust()
 
-    # ------------------------------------------------------------------ workers
+    # ------------------------------------------------------------------ analysis
     def recompute(self) -> None:
         """Analyse the current selection in a worker thread."""
+        if self.results is None:
+            return
         self._show_status()
         if self.backbone is None:
             self.query_one("#limits-title", Static).update(
-                f"{self.results.path.name}: no predictions for {self.dopant}"
+                f"{self.path.name}: no predictions for {self.dopant}"
             )
             return
         self._analyse(self.dopant, self.backbone, self.other, self.threshold)
 
     @work(thread=True, exclusive=True, group="analysis")
     def _analyse(self, dopant: str, backbone: str, other: str | None, threshold: float) -> None:
+        from qcapprox.tui.state import compute_view
+
         try:
             view = compute_view(self.results, dopant, backbone, other, threshold)
         except Exception as err:  # shown, not raised: the UI stays usable
             self.call_from_thread(self._failed, err)
             return
-        self.call_from_thread(self._apply, view)
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._apply, view)
 
     def _failed(self, err: Exception) -> None:
         self.notify(str(err), title="analysis failed", severity="error", timeout=10)
@@ -389,86 +530,33 @@ class QcapproxApp(App[None]):
         if self.detail_row is not None:
             self.show_detail(self.detail_row)
 
-    @work(thread=True, exclusive=True, group="robust")
-    def _robust_worker(self, view: View, k: int, scope: str) -> None:
-        preds = {view.primary.backbone: view.primary.predictions}
-        if scope != "backbone" and view.other is not None:
-            preds[view.other.backbone] = view.other.predictions
-        found = analysis.robust_candidates(
-            preds, view.multiplicity, view.threshold, k, "any" if scope == "either" else "all"
-        )
-        self.call_from_thread(self._apply_robust, view, k, scope, found)
-
-    def compute_robust(self) -> None:
-        """Rank robust candidates of the current view in a worker."""
-        if self.view is None:
-            return
-        if self.scope != "backbone" and self.view.other is None:
-            self.scope = "backbone"
-        self._robust_worker(self.view, self.k, self.scope)
-
-    def _apply_robust(self, view: View, k: int, scope: str, found: analysis.Candidates) -> None:
-        if view is not self.view or k != self.k or scope != self.scope:
-            return
-        self.robust = found
-        self._show_robust()
-
-    @work(thread=True, exclusive=True, group="detail")
-    def _detail_worker(self, dopant: str, row: int) -> None:
-        columns = {
-            b: self.results.predictions(dopant, b)[:, row] for b in self.results.backbones(dopant)
-        }
-        occupancy = self.results.occupancy(dopant)[row]
-        parent = self.results.parent(dopant)
-        self.call_from_thread(self._apply_detail, dopant, row, columns, occupancy, parent)
-
-    def show_detail(self, row: int) -> None:
-        """Show one configuration (a store row) in the Detail tab."""
-        self.detail_row = row
-        self._detail_worker(self.dopant, row)
-
-    @work(thread=True, group="export")
-    def _export_worker(self, dopant: str, row: int, kind: str) -> None:
-        fmt, suffix = EXPORTS[kind]
-        config_id = int(self.results.ids(dopant)[row])
-        atoms = self.results.atoms(dopant, config_id)
-        atoms.info["dopant"] = dopant
-        self.export_dir.mkdir(parents=True, exist_ok=True)
-        path = self.export_dir / f"{dopant}-{config_id}.{suffix}"
-        try:
-            write(path, atoms, format=fmt)
-        except Exception as err:
-            self.call_from_thread(self._exported, None, str(err))
-            return
-        self.call_from_thread(self._exported, path, atoms.get_chemical_formula())
-
-    def _exported(self, path: Path | None, message: str) -> None:
-        if path is None:
-            self.notify(message, title="export failed", severity="error")
-        else:
-            self.notify(f"wrote {path} ({message})", title="export")
-
-    def action_export(self, kind: str) -> None:
-        if self.detail_row is None:
-            self.notify("choose a configuration first (enter in Candidates or Robust)")
-            return
-        self._export_worker(self.dopant, self.detail_row, kind)
-
     # ------------------------------------------------------------------ limits and compare
+    def _extra_rows(self, fam: Family, compare: bool) -> list[tuple[str, np.ndarray, str]]:
+        """Rows under a heatmap: set sizes, their share, Σm, recall, as the height allows."""
+        sizes = ("n", _sizes(fam), "count")
+        recall = ("rec", fam.recall, "fraction")
+        if self.short:
+            return [] if compare else [sizes, recall]
+        if compare:
+            return [sizes, recall]
+        rows = [sizes, ("%", 100 * fam.fraction, "percent")]
+        if self.size.height >= TALL:
+            rows.append(("Σm", np.where(fam.valid, fam.weighted, np.nan), "count"))
+        return [*rows, recall]
+
     def _show_maps(self) -> None:
         view = self.view
         if view is None:
             return
         fam = view.primary
-        kind = METRIC_KINDS[self.metric]
-        extra = [
-            ("n", _sizes(fam), "count"),
-            ("Σm", np.where(fam.valid, fam.weighted, np.nan), "count"),
-            ("rec", fam.recall, "fraction"),
-        ]
-        self.query_one("#heatmap", Heatmap).set_data(fam.overlap.matrix(self.metric), kind, extra)
+        self.query_one("#heatmap", Heatmap).set_data(
+            fam.overlap.matrix(self.metric),
+            METRIC_KINDS[self.metric],
+            self._extra_rows(fam, False),
+            empty="" if fam.sizes.any() else f"every set empty below {view.threshold:+.3f}",
+        )
         self.query_one("#limits-title", Static).update(
-            f"{METRIC_TEXT[self.metric]} · rows i, columns j = limits"
+            f"{METRIC_TEXT[self.metric]} · rows i, columns j: limits"
         )
         self._show_cell_summary()
         self._show_compare()
@@ -484,13 +572,25 @@ class QcapproxApp(App[None]):
         if not (fam.valid[i] and fam.valid[j]):
             missing = [str(LIMITS[k]) for k in (i, j) if not fam.valid[k]]
             text = f"i={li} j={lj}: no predictions at limit {', '.join(missing)} for {fam.backbone}"
+        elif self.short:
+            text = (
+                f"i={li} j={lj} │ both {ov.both[i, j]} │ |Bi| {ov.size_i[i]} │ "
+                f"|Bj| {ov.size_j[j]} │ J {number(ov.jaccard[i, j], 'fraction', 5)}"
+            )
         else:
+            recall = (
+                "recall 1: B24 empty"  # the study's convention
+                if fam.sizes[REFERENCE] == 0
+                else f"recall {number(fam.recall[i], 'fraction', 5)}"
+            )
             text = (
                 f"i={li} j={lj} │ both {ov.both[i, j]} │ only i {ov.only_i[i, j]} │ "
-                f"only j {ov.only_j[i, j]} │ Jaccard {number(ov.jaccard[i, j], 'fraction', 5)}\n"
-                f"|Bi| {ov.size_i[i]} ({number(ov.pct_i[i, j], 'percent', 5)}% in both) │ "
-                f"|Bj| {ov.size_j[j]} ({number(ov.pct_j[i, j], 'percent', 5)}%) │ "
-                f"recall i vs 24 {number(fam.recall[i], 'fraction', 5)}"
+                f"only j {ov.only_j[i, j]} │ Jaccard {number(ov.jaccard[i, j], 'fraction', 5)} │ "
+                f"{recall}\n"
+                f"|Bi| {ov.size_i[i]:,} = {number(100 * fam.fraction[i], 'percent', 5)}% of "
+                f"{view.n:,} │ |Bj| {ov.size_j[j]:,} │ in both: "
+                f"{number(ov.pct_i[i, j], 'percent', 5)}% of Bi, "
+                f"{number(ov.pct_j[i, j], 'percent', 5)}% of Bj"
             )
         self.query_one("#cell-summary", Static).update(text)
 
@@ -505,11 +605,11 @@ class QcapproxApp(App[None]):
         a, b = view.primary, view.other
         kind = METRIC_KINDS[self.metric]
         for name, fam in (("#cmp-a", a), ("#cmp-b", b)):
-            extra = [("n", _sizes(fam), "count"), ("rec", fam.recall, "fraction")]
-            self.query_one(name, Heatmap).set_data(fam.overlap.matrix(self.metric), kind, extra)
+            heat = self.query_one(name, Heatmap)
+            heat.set_data(fam.overlap.matrix(self.metric), kind, self._extra_rows(fam, True))
         title.update(
-            f"left {a.backbone} · right {b.backbone} · {METRIC_TEXT[self.metric]}\n"
-            "table: same limit, both backbones"
+            f"left {a.backbone} · right {b.backbone} · {analysis.METRIC_TITLES[self.metric]} · "
+            "table: both at one limit"
         )
         ag = view.agreement
         table.add_columns("lim", "both", "J")
@@ -545,12 +645,14 @@ class QcapproxApp(App[None]):
 
     @on(Heatmap.CursorMoved)
     def _cursor_moved(self, event: Heatmap.CursorMoved) -> None:
-        if event.heatmap.id == "similarity":
+        """O(1) on the UI thread: summaries of precomputed matrices; candidates in a worker."""
+        if event.heatmap.id == "similarity" or (event.i, event.j) == self.cell:
             return
         self.cell = (event.i, event.j)
         for other in self.query(LimitHeatmap):
-            if other is not event.heatmap and other.cursor != self.cell:
-                other.cursor = self.cell
+            if other is not event.heatmap:
+                other.set_reactive(Heatmap.cursor, self.cell)
+                other.refresh()
         self._show_cell_summary()
         self._show_compare_summary()
         self._show_candidates()
@@ -560,83 +662,72 @@ class QcapproxApp(App[None]):
         self.action_tab("candidates")
 
     # ------------------------------------------------------------------ candidates
-    def cell_rows(self) -> np.ndarray:
-        """Rows of the current set of the current cell, filtered and sorted as shown."""
-        view = self.view
-        if view is None:
-            return np.zeros(0, dtype=np.int64)
-        i, j = self.cell
-        masks = view.primary.masks
-        rows = dict(zip(SETS, analysis.cell_members(masks[i], masks[j]), strict=True))[
-            self.cell_set
-        ]
-        if self.query_text.strip():
-            rows = rows[composition_filter(view.composition[rows], self.query_text)]
-        pred = view.primary.predictions
-        e_i = np.nan_to_num(pred[i, rows], nan=np.inf)
-        e_j = np.nan_to_num(pred[j, rows], nan=np.inf)
-        ids = view.ids[rows]
-        keys = {
-            "E@i": (ids, e_i),
-            "E@j": (ids, e_j),
-            "mult": (ids, e_i, -view.multiplicity[rows]),
-            "comp": (ids, e_i, *view.counts[rows].T[::-1]),
-            "id": (ids,),
-        }[self.sort]
-        return rows[np.lexsort(keys)]
-
     def _active_tab(self) -> str:
-        return self.query_one(TabbedContent).active
+        return self.query_one(TabbedContent).active or "limits"
+
+    def _candidates_request(self) -> tuple:
+        return (self.view, self.cell, self.cell_set, self.sort, self.query_text)
 
     def _show_candidates(self) -> None:
-        view = self.view
-        if view is None:
+        """Sort and filter the cell's candidates in a worker (a newer request cancels it)."""
+        if self.view is None:
             return
-        if self._active_tab() != "candidates":  # filled when the tab is shown
-            self._stale.add("candidates")
+        tab = self._active_tab()
+        if tab != "candidates" and not (tab == "limits" and self.query_one("#preview").display):
+            self._stale.add("candidates")  # filled when shown
             return
         self._stale.discard("candidates")
-        i, j = self.cell
-        li, lj = LIMITS[i], LIMITS[j]
-        masks = view.primary.masks
-        sizes = [len(x) for x in analysis.cell_members(masks[i], masks[j])]
-        names = {"both": f"both {li}&{lj}", "only_i": f"only {li}", "only_j": f"only {lj}"}
-        title = Text(f"{view.primary.backbone} · limits i={li} j={lj}: ")
-        for name, size in zip(SETS, sizes, strict=True):
-            style = "reverse bold" if name == self.cell_set else ""
-            title.append(f" {names[name]} ({size}) ", style)
-        rows = self.cell_rows()
+        self._candidates_worker(self._candidates_request())
+
+    @work(thread=True, exclusive=True, group="candidates")
+    def _candidates_worker(self, request: tuple) -> None:
+        view, (i, j), cell_set, sort, query = request
+        rows = candidate_rows(view, i, j, cell_set, sort, query)
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._apply_candidates, request, rows)
+
+    def _apply_candidates(self, request: tuple, rows: np.ndarray) -> None:
+        if request != self._candidates_request():
+            return  # stale: a newer request is on its way
+        view, (i, j), cell_set, sort, query = request
         self.candidate_rows = rows
-        shown = rows[:MAX_ROWS]
-        filt = f"filter '{self.query_text}'" if self.query_text.strip() else "no filter"
+        li, lj = LIMITS[i], LIMITS[j]
+        ov = view.primary.overlap
+        sizes = {"both": ov.both[i, j], "only_i": ov.only_i[i, j], "only_j": ov.only_j[i, j]}
+        names = {"both": f"both {li}&{lj}", "only_i": f"only {li}", "only_j": f"only {lj}"}
+        title = Text(f"{view.primary.backbone} · limits i={li} j={lj}:")
+        for name in SETS:
+            style = "reverse bold" if name == cell_set else ""
+            title.append(f" {names[name]} ({sizes[name]}) ", style)
+        filt = f"filter '{query}'" if query.strip() else "no filter"
         title.append(
-            f"\nsorted by {SORT_TITLES[self.sort]} · {filt} · {len(rows)} rows"
-            + (f", first {MAX_ROWS} shown" if len(rows) > MAX_ROWS else "")
-            + " · E: eV/atom"
+            f"\n{len(rows):,} rows · sorted by {SORT_TITLES[sort]} · {filt} · "
+            f"E above hull eV/atom ({view.energy_label}) · A4: {OCC_LEGEND}"
         )
         self.query_one("#cand-title", Static).update(title)
-        table = self.query_one("#cand-table", DataTable)
-        table.clear(columns=True)
-        table.add_column("id", key="id")
-        table.add_column("comp", key="comp")
-        table.add_column("A4", key="a4")
-        table.add_column(f"E@{li}", key="e_i")
-        table.add_column(f"E@{lj}", key="e_j")
-        table.add_column("mult", key="mult")
         pred = view.primary.predictions
-        table.add_rows(
-            [
-                (
-                    str(view.ids[r]),
-                    view.composition[r],
-                    view.a4[r],
-                    Text(energy(pred[i, r]), justify="right"),
-                    Text(energy(pred[j, r]), justify="right"),
-                    Text(str(view.multiplicity[r]), justify="right"),
-                )
-                for r in shown
-            ]
-        )
+        columns = [
+            Column("comp", view.composition.dtype.itemsize // 4),
+            Column("A4", view.a4.dtype.itemsize // 4),
+            Column(f"E@{li}", 8, "right"),
+            Column(f"E@{lj}", 8, "right"),
+            Column("mult", 4, "right"),
+            Column("id", len(str(int(view.ids.max(initial=0)))), "right"),
+        ]
+
+        def cells(k: int) -> tuple[str, ...]:
+            r = rows[k]
+            return (
+                view.composition[r],
+                view.a4[r],
+                energy(pred[i, r]),
+                energy(pred[j, r]),
+                str(view.multiplicity[r]),
+                str(view.ids[r]),
+            )
+
+        for table in self.query("#cand-table, #preview").results(RowTable):
+            table.set_rows(columns, len(rows), cells)
 
     @on(Input.Changed, "#cand-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -655,89 +746,200 @@ class QcapproxApp(App[None]):
         self._show_candidates()
         self.query_one("#cand-table").focus()
 
-    @on(DataTable.RowSelected, "#cand-table")
-    def _candidate_chosen(self, event: DataTable.RowSelected) -> None:
-        rows = self.candidate_rows
-        if event.cursor_row < len(rows):
-            self.show_detail(int(rows[event.cursor_row]))
+    @on(RowTable.Chosen, "#cand-table, #preview")
+    def _candidate_chosen(self, event: RowTable.Chosen) -> None:
+        if event.row < len(self.candidate_rows):
+            self.show_detail(int(self.candidate_rows[event.row]))
             self.action_tab("detail")
 
     # ------------------------------------------------------------------ robust
-    def _show_robust(self) -> None:
-        view, found = self.view, self.robust
-        if view is None or found is None:
+    def compute_robust(self) -> None:
+        """Rank robust candidates of the current view in a worker."""
+        if self.view is None:
             return
-        if self._active_tab() != "robust":
-            self._stale.add("robust")
-            return
-        self._stale.discard("robust")
-        scope = {
-            "backbone": view.primary.backbone,
-            "both": f"both {view.primary.backbone} and {view.other.backbone if view.other else ''}",
-            "either": f"{view.primary.backbone} or {view.other.backbone if view.other else ''}",
-        }[self.scope]
-        self.query_one("#robust-title", Static).update(
-            f"below {view.threshold:+.3f} eV/atom at >= {self.k} of 13 limits in {scope}: "
-            f"{len(found)} configurations (Σ multiplicity {int(found.multiplicity.sum())})\n"
-            "ranked by limits below, then mean E (eV/atom)"
-            + (f"; first {MAX_ROWS} shown" if len(found) > MAX_ROWS else "")
+        if self.scope != "backbone" and self.view.other is None:
+            self.scope = "backbone"
+        self._robust_worker(self.view, self.k, self.scope)
+
+    @work(thread=True, exclusive=True, group="robust")
+    def _robust_worker(self, view: View, k: int, scope: str) -> None:
+        preds = {view.primary.backbone: view.primary.predictions}
+        if scope != "backbone" and view.other is not None:
+            preds[view.other.backbone] = view.other.predictions
+        found = analysis.robust_candidates(
+            preds, view.multiplicity, view.threshold, k, "any" if scope == "either" else "all"
         )
-        table = self.query_one("#robust-table", DataTable)
-        table.clear(columns=True)
-        table.add_columns("id", "comp", "A4", "limits", "mean E", "mult")
-        for k in range(min(len(found), MAX_ROWS)):
-            r = found.rows[k]
-            table.add_row(
-                str(view.ids[r]),
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._apply_robust, view, k, scope, found)
+
+    def _apply_robust(self, view: View, k: int, scope: str, found: analysis.Candidates) -> None:
+        if view is not self.view or k != self.k or scope != self.scope:
+            return
+        self.robust = found
+        names = {
+            "backbone": view.primary.backbone,
+            "both": f"both {' and '.join(found.backbones)}",
+            "either": f"{' or '.join(found.backbones)}",
+        }
+        self.query_one("#robust-title", Static).update(
+            f"below {view.threshold:+.3f} eV/atom at >= {k} of 13 limits in {names[scope]}: "
+            f"{len(found):,} configurations (Σ multiplicity {int(found.multiplicity.sum()):,})\n"
+            f"limits = number below per backbone ({'+'.join(found.backbones)}); ranked by "
+            f"limits, then mean E (eV/atom, {view.energy_label})"
+        )
+        columns = [
+            Column("comp", view.composition.dtype.itemsize // 4),
+            Column("A4", view.a4.dtype.itemsize // 4),
+            Column("limits", max(6, 3 * len(found.backbones)), "right"),
+            Column("mean E", 8, "right"),
+            Column("mult", 4, "right"),
+            Column("id", len(str(int(view.ids.max(initial=0)))), "right"),
+        ]
+
+        def cells(rank: int) -> tuple[str, ...]:
+            r = found.rows[rank]
+            return (
                 view.composition[r],
                 view.a4[r],
-                Text("+".join(str(x) for x in found.n_limits[k]), justify="right"),
-                Text(energy(found.mean_prediction[k]), justify="right"),
-                Text(str(found.multiplicity[k]), justify="right"),
+                "+".join(str(x) for x in found.n_limits[rank]),
+                energy(found.mean_prediction[rank]),
+                str(found.multiplicity[rank]),
+                str(view.ids[r]),
             )
 
-    @on(DataTable.RowSelected, "#robust-table")
-    def _robust_chosen(self, event: DataTable.RowSelected) -> None:
-        if self.robust is not None and event.cursor_row < len(self.robust):
-            self.show_detail(int(self.robust.rows[event.cursor_row]))
+        self.query_one("#robust-table", RowTable).set_rows(columns, len(found), cells)
+
+    @on(RowTable.Chosen, "#robust-table")
+    def _robust_chosen(self, event: RowTable.Chosen) -> None:
+        if self.robust is not None and event.row < len(self.robust):
+            self.show_detail(int(self.robust.rows[event.row]))
             self.action_tab("detail")
 
     # ------------------------------------------------------------------ detail
+    def show_detail(self, row: int) -> None:
+        """Show one configuration (a store row) in the Detail tab."""
+        self.detail_row = row
+        self._detail_worker(self.dopant, row)
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _detail_worker(self, dopant: str, row: int) -> None:
+        from qcapprox.tui.export import formula, predictions_of
+
+        results = self.results
+        config_id = int(results.ids(dopant)[row])
+        atoms = results.atoms(dopant, config_id)
+        parent = results.parent(dopant)
+        occupancy = results.occupancy(dopant)[row]
+        sites = [
+            f"{name} {occupancy_strings(occupancy[None, parent.orbit_slices[name]])[0]}"
+            for name in parent.active_orbits
+        ]
+        info = {
+            "id": config_id,
+            "formula": formula(atoms),
+            "multiplicity": int(results.multiplicity(dopant)[row]),
+            "composition": results.composition(dopant)[row],
+            "sites": sites,
+            "label": results.energy_label(dopant),
+        }
+        columns = predictions_of(results, dopant, row)
+        self.call_from_thread(self._apply_detail, dopant, row, info, columns)
+
     def _apply_detail(
-        self,
-        dopant: str,
-        row: int,
-        columns: dict[str, np.ndarray],
-        occupancy: np.ndarray,
-        parent: Parent,
+        self, dopant: str, row: int, info: dict, columns: dict[str, np.ndarray]
     ) -> None:
         if dopant != self.dopant or row != self.detail_row:
             return
-        config_id = int(self.results.ids(dopant)[row])
-        comp = self.results.composition(dopant)[row]
-        mult = int(self.results.multiplicity(dopant)[row])
-        sites = [
-            f"{name} {occupancy_strings(occupancy[None, sl])[0]}"
-            for name, sl in parent.orbit_slices.items()
-        ]
+        comp = info["composition"]
         self.query_one("#detail-title", Static).update(
-            f"{dopant} id {config_id} · A4 v{comp[0]} M{comp[1]} · A5 v{comp[2]} M{comp[3]} · "
-            f"multiplicity {mult}\n" + "\n".join(sites) + f"   ({OCC_LEGEND})\n"
-            f"E above hull, eV/atom ({self.results.energy_label(dopant)}); * below "
-            f"{self.threshold:+.3f}"
+            f"{dopant} id {info['id']} · {info['formula']} per cell · A4 v{comp[0]} M{comp[1]} "
+            f"· A5 v{comp[2]} M{comp[3]} · multiplicity {info['multiplicity']}\n"
+            + "   ".join(info["sites"])
+            + f"   ({OCC_LEGEND})\n"
+            f"E above hull eV/atom ({info['label']}) · * below {self.threshold:+.3f} · "
+            "spread max-min"
         )
         table = self.query_one("#detail-table", DataTable)
         table.clear(columns=True)
         table.add_column("limit")
         for backbone in columns:
             table.add_column(backbone)
+        several = len(columns) > 1
+        if several:
+            table.add_column("spread")
+        values = np.array(list(columns.values()))  # (backbones, limits)
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(values)
+            lo = np.where(finite, values, np.inf)
+            hi = np.where(finite, values, -np.inf)
         for k, limit in enumerate(LIMITS):
             cells = []
-            for values in columns.values():
-                value = values[k]
+            for value in values[:, k]:
                 mark = "*" if np.isfinite(value) and value < self.threshold else " "
                 cells.append(Text(energy(value) + mark, justify="right"))
+            if several:
+                spread = hi[:, k].max() - lo[:, k].min() if finite[:, k].any() else np.nan
+                cells.append(Text(energy(spread) + " ", justify="right"))
             table.add_row(str(limit), *cells)
+        summary = {
+            "min": lo.min(axis=1),
+            "max": hi.max(axis=1),
+            "spread": hi.max(axis=1) - lo.min(axis=1),
+        }
+        for name, per_backbone in summary.items():
+            per_backbone = np.where(finite.any(axis=1), per_backbone, np.nan)
+            cells = [Text(energy(v) + " ", justify="right") for v in per_backbone]
+            if several:
+                cells.append(Text(""))
+            table.add_row(Text(name, style="italic"), *cells)
+
+    # ------------------------------------------------------------------ export
+    def action_export(self, kind: str) -> None:
+        """Export the listed candidates (Candidates, Robust) or the detail configuration."""
+        view = self.view
+        tab = self._active_tab()
+        if view is None:
+            return
+        if tab == "candidates":
+            i, j = self.cell
+            rows = self.candidate_rows
+            cell = f"i{LIMITS[i]}-j{LIMITS[j]}-{self.cell_set}"
+            stem = f"{view.dopant}-{view.primary.backbone}-{cell}"
+        elif tab == "robust" and self.robust is not None:
+            rows = self.robust.rows
+            stem = f"{view.dopant}-robust-k{self.k}-{self.scope}"
+        elif self.detail_row is not None:
+            rows, stem = np.array([self.detail_row]), None
+        else:
+            self.say("choose a configuration first (enter in Candidates or Robust)")
+            return
+        if len(rows) == 0:
+            self.say("nothing to export: the list is empty")
+            return
+        self.say(f"exporting {len(rows):,} structures as {kind} …")
+        self._export_worker(self.dopant, rows, kind, stem)
+
+    @work(thread=True, exclusive=True, group="export")
+    def _export_worker(self, dopant: str, rows: np.ndarray, kind: str, stem: str | None) -> None:
+        from qcapprox.tui.export import export_structures
+
+        worker = get_current_worker()
+        try:
+            path = export_structures(
+                self.results,
+                dopant,
+                rows,
+                kind,
+                self.export_dir,
+                stem,
+                cancelled=lambda: worker.is_cancelled,
+            )
+        except Exception as err:
+            self.call_from_thread(self.say, f"export failed: {err}")
+            return
+        self.call_from_thread(
+            self.say, f"wrote {path} ({len(rows):,} structures with their predictions, {kind})"
+        )
 
     # ------------------------------------------------------------------ test
     def _show_test(self) -> None:
@@ -753,19 +955,36 @@ class QcapproxApp(App[None]):
             title.update(f"no test metrics for {fam.backbone} ({view.dopant}) in this file")
             heat.set_data(np.full((len(LIMITS), len(LIMITS)), np.nan), "score")
             return
+        mean = fam.metrics.test_mean
+        warning = (
+            " · ȳ near zero or negative: SimilarityScore ill-conditioned, read |ΔRMSE|"
+            if mean < 0.01
+            else ""
+        )
+        shown = (
+            "SimilarityScore (eq. 4)"
+            if self.test_map == "similarity"
+            else "|ΔRMSE| = |RMSE_i - RMSE_j|, eV/atom"
+        )
         title.update(
-            f"{fam.backbone}: test RMSE (eq. 3, eV/atom) and SimilarityScore (eq. 4)\n"
-            f"ȳ = {fam.metrics.test_mean:.4f} eV/atom over {len(fam.metrics.test_target)} "
-            f"test structures · {view.energy_label}"
+            f"{fam.backbone}: test RMSE (eq. 3, eV/atom), |ΔRMSE| vs 24; map: {shown} (m)\n"
+            f"ȳ = {mean:.4f} eV/atom over {len(fam.metrics.test_target)} test structures · "
+            f"{view.energy_label}{warning}"
         )
         train = view.subsets.get("train") if view.subsets else None
-        table.add_columns("lim", "RMSE", *(["train"] if train is not None else []))
+        table.add_columns("lim", "RMSE", "|Δ|24", *(["train"] if train is not None else []))
         for k, limit in enumerate(LIMITS):
-            cells = [Text(energy(fam.rmse[k]), justify="right")]
+            cells = [
+                Text(energy(fam.rmse[k]), justify="right"),
+                Text(energy(fam.rmse_difference[k, REFERENCE]), justify="right"),
+            ]
             if train is not None:
                 cells.append(Text(str(train[k]), justify="right"))
             table.add_row(str(limit), *cells)
-        heat.set_data(fam.similarity, "score")
+        if self.test_map == "similarity":
+            heat.set_data(fam.similarity, "score")
+        else:
+            heat.set_data(fam.rmse_difference, "score")
 
     # ------------------------------------------------------------------ tabs
     @on(TabbedContent.TabActivated)
@@ -779,10 +998,9 @@ class QcapproxApp(App[None]):
             "test": "#similarity",
         }[event.pane.id]
         self.query_one(focus).focus()
-        if event.pane.id == "candidates" and "candidates" in self._stale:
+        self._show_status()
+        if event.pane.id in ("candidates", "limits") and "candidates" in self._stale:
             self._show_candidates()
-        if event.pane.id == "robust" and "robust" in self._stale:
-            self._show_robust()
 
 
 def _sizes(fam: Family) -> np.ndarray:
@@ -791,5 +1009,9 @@ def _sizes(fam: Family) -> np.ndarray:
 
 
 def run(path: Path, **options: object) -> None:
-    """Open the results browser on a results file (options: see QcapproxApp)."""
-    QcapproxApp(path, **options).run()
+    """Open the results browser on a results file (options: see QcapproxApp); a refused
+    file raises its error (StoreError) after the app closes."""
+    app = QcapproxApp(path, **options)
+    app.run()
+    if app.load_error is not None:
+        raise app.load_error

@@ -12,6 +12,9 @@ import math
 
 import numpy as np
 
+# qcapprox.datasets.LIMITS, repeated so that the UI's first frame needs no heavy import
+# (tests check that the two agree)
+LIMITS: tuple[int, ...] = tuple(range(0, 25, 2))
 OCC_CHARS = np.array([".", "M", "V"])
 OCC_LEGEND = ". Sc  M dopant  V vacancy"
 
@@ -61,7 +64,8 @@ def energy(value: float, digits: int = 4) -> str:
 def number(value: float, kind: str, width: int) -> str:
     """A value fitted into `width` characters.
 
-    kind: 'count' (integers, compacted to 1.2k / 15k when wide), 'percent' (0-100),
+    kind: 'count' (integers, compacted to 1.2k / 15k, never below two significant
+    digits), 'percent' (0-100),
     'fraction' (0-1, e.g. recall, Jaccard) or 'score' (any float). NaN gives '-'.
     """
     if value is None or not math.isfinite(value):
@@ -69,8 +73,10 @@ def number(value: float, kind: str, width: int) -> str:
     if kind == "count":
         options = [f"{int(value)}"]
         if value >= 1000:
-            options += [f"{value / 1000:.1f}k", f"{value / 1000:.0f}k"]
-        if value >= 1e6:
+            options += [f"{value / 1000:.1f}k"]
+        if value >= 10_000:
+            options += [f"{value / 1000:.0f}k"]
+        if value >= 10_000_000:
             options += [f"{value / 1e6:.0f}M"]
     elif kind == "percent":
         options = [f"{value:.1f}", f"{value:.0f}"]

@@ -1,8 +1,11 @@
 """A keyboard-driven heatmap of a square matrix (13 limits x 13 limits), with extra rows.
 
-Cells show numbers when the widget is wide enough (cell width >= 4) and shade glyphs
-(` ░▒▓█`, light to dark = low to high) otherwise, so the map stays readable without
-colour (NO_COLOR) and at 80 columns. The cursor cell is drawn in reverse video.
+Cells show numbers when every value fits its cell (cell width >= 4 and no number that
+would lose its second significant digit), and shade glyphs (` ░▒▓█`, light to dark = low
+to high) otherwise, so the map stays readable without colour (NO_COLOR) and in narrow
+terminals. Column labels that do not fit their cells are written downwards, one
+character per line. The last line is a legend of the glyphs and colours. The cursor cell
+is drawn in reverse video.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class Heatmap(Widget, can_focus=True):
         self.matrix = np.full((n, n), np.nan)
         self.kind = "count"
         self.extra: list[tuple[str, np.ndarray, str]] = []
+        self.empty = ""
 
     # ------------------------------------------------------------------ data
     def set_data(
@@ -120,11 +124,14 @@ class Heatmap(Widget, can_focus=True):
         matrix: np.ndarray,
         kind: str,
         extra: Sequence[tuple[str, np.ndarray, str]] = (),
+        empty: str = "",
     ) -> None:
-        """Show `matrix` (kind: count, percent, fraction, score) and extra labelled rows."""
+        """Show `matrix` (kind: count, percent, fraction, score) and extra labelled rows;
+        `empty` is said in the legend when there is nothing to show (e.g. all sets empty)."""
         self.matrix = np.asarray(matrix, dtype=float)
         self.kind = kind
         self.extra = [(label, np.asarray(v, dtype=float), k) for label, v, k in extra]
+        self.empty = empty
         self.refresh(layout=True)
 
     def value(self, i: int | None = None, j: int | None = None) -> float:
@@ -163,17 +170,24 @@ class Heatmap(Widget, can_focus=True):
     def get_content_width(self, container, viewport) -> int:
         return self.label_width + len(self.labels) * self.max_cell
 
+    def header_lines(self, width: int | None = None) -> int:
+        """1, or the longest label's length when labels are written downwards."""
+        longest = max(len(x) for x in self.labels)
+        return 1 if longest < self.cell_width(width) else longest
+
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 1 + len(self.labels) + len(self.extra)
+        return self.header_lines(width) + len(self.labels) + len(self.extra) + 1
 
     # ------------------------------------------------------------------ drawing
     @staticmethod
-    def _cell(value: float, level: int, kind: str, cw: int, n_levels: int) -> tuple[str, Style]:
+    def _cell(
+        value: float, level: int, kind: str, cw: int, n_levels: int, numbers: bool
+    ) -> tuple[str, Style]:
         """Text and style of one cell: a number on a coloured ground, or a shade glyph."""
         if level < 0:
             return MISSING.rjust(cw - 1), Style(dim=True)
-        text = number(value, kind, cw - 1) if cw >= 4 else "#"
-        if not text.startswith("#"):
+        if numbers:
+            text = number(value, kind, cw - 1)
             bright = level >= n_levels * 6 // 10
             return text.rjust(cw - 1), Style(
                 bgcolor=PALETTE[level], color="#000000" if bright else "#ffffff"
@@ -181,20 +195,46 @@ class Heatmap(Widget, can_focus=True):
         shade = SHADES[min(level * len(SHADES) // n_levels, len(SHADES) - 1)]
         return shade * (cw - 1), Style(color=PALETTE[level])
 
-    def _header(self, cw: int, cj: int, mark: Style, dim: Style) -> Text:
-        """Column labels, right-aligned on their cells; a label that would touch the
-        previous one is left out (narrow cells show every other label).
+    def _header(self, cw: int, cj: int, mark: Style, dim: Style) -> list[Text]:
+        """Column labels right-aligned on their cells; labels wider than a cell are
+        written downwards (one character per line) so that every column is labelled.
         """
-        header = Text(" " * self.label_width)
-        pos = 0  # characters written after the row-label column
-        for j, label in enumerate(self.labels):
-            start = j * cw + (cw - 1) - len(label)
-            if start < (pos + 1 if pos else 0):
-                continue
-            header.append(" " * (start - pos))
-            header.append(label, mark if j == cj else dim)
-            pos = start + len(label)
-        return header
+        lines = self.header_lines(cw * len(self.labels) + self.label_width)
+        longest = max(len(x) for x in self.labels)
+        out = []
+        for line in range(lines):
+            header = Text(" " * self.label_width)
+            for j, label in enumerate(self.labels):
+                text = label.rjust(cw - 1) if lines == 1 else label.rjust(longest)[line]
+                header.append(text.rjust(cw - 1), mark if j == cj else dim)
+                header.append(" ")
+            out.append(header)
+        return out
+
+    def _numbers_fit(self, cw: int) -> bool:
+        if cw < 4:
+            return False
+        values = self.matrix[np.isfinite(self.matrix)]
+        return not any(number(v, self.kind, cw - 1).startswith("#") for v in values)
+
+    def legend(self, numbers: bool) -> Text:
+        """The legend line: glyphs (or colours) from low to high with the range; '-' is
+        a missing value."""
+        lo, hi = _range(self.matrix, self.kind)
+        if not np.isfinite(self.matrix).any():
+            return Text(self.empty or "- no data", Style(italic=True))
+        line = Text()
+        if numbers:
+            for colour in PALETTE:
+                line.append("█", Style(color=colour))
+        else:
+            for k, shade in enumerate(SHADES[1:]):
+                line.append(shade, Style(color=PALETTE[(k + 1) * len(PALETTE) // len(SHADES)]))
+        low, high = number(lo, self.kind, 6), number(hi, self.kind, 6)
+        line.append(f" {low} → {high} · - none", Style(italic=True))
+        if self.empty:
+            line.append(f" · {self.empty}", Style(italic=True))
+        return line
 
     def render(self) -> Text:
         cw = self.cell_width()
@@ -205,14 +245,17 @@ class Heatmap(Widget, can_focus=True):
         mark = Style(bold=True, underline=True)
         dim = Style(dim=True)
         cursor_style = Style(reverse=True, bold=True)
-        lines = [self._header(cw, cj, mark, dim)]
+        lines = self._header(cw, cj, mark, dim)
         lo, hi = _range(self.matrix, self.kind)
         levels = _levels(self.matrix, lo, hi, n_levels)
+        numbers = self._numbers_fit(cw)
         for i in range(n):
             line = Text(self.labels[i].rjust(lw - 1), mark if i == ci else dim)
             line.append(" ")
             for j in range(n):
-                text, style = self._cell(self.matrix[i, j], levels[i, j], self.kind, cw, n_levels)
+                text, style = self._cell(
+                    self.matrix[i, j], levels[i, j], self.kind, cw, n_levels, numbers
+                )
                 if (i, j) == (ci, cj):
                     style = style + cursor_style if self.has_focus else style + mark
                 line.append(text, style)
@@ -235,6 +278,7 @@ class Heatmap(Widget, can_focus=True):
                 line.append(text.rjust(cw - 1), mark if j == cj else Style())
                 line.append(" ")
             lines.append(line)
+        lines.append(self.legend(numbers))
         return Text("\n").join(lines)
 
     def on_focus(self) -> None:
