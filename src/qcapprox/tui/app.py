@@ -12,8 +12,9 @@ Responsive by construction: a key press does O(1) work on the UI thread (13x13 m
 one summary line); the work that grows with the data (opening the file, analysing a
 selection, sorting and filtering candidates, ranking robust candidates, exporting) runs
 in thread workers of exclusive groups, so a newer key cancels the older work and stale
-answers are dropped; tables draw only their visible rows (`RowTable`). The file is
-opened after the first frame, and nothing here imports torch.
+answers are dropped (workers carry a fixed description: Textual would otherwise format
+their arguments, whole arrays, on the UI thread); tables draw only their visible rows
+(`RowTable`). The file is opened after the first frame; nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -292,7 +293,7 @@ class QcapproxApp(App[None]):
         return self.size.height < SHORT
 
     # ------------------------------------------------------------------ opening
-    @work(thread=True, exclusive=True, group="open")
+    @work(thread=True, exclusive=True, group="open", description="opening the results file")
     def _open(self, path: Path) -> None:
         """Open the results file (importing h5py and ASE off the UI thread)."""
         try:
@@ -503,7 +504,7 @@ class QcapproxApp(App[None]):
             return
         self._analyse(self.dopant, self.backbone, self.other, self.threshold)
 
-    @work(thread=True, exclusive=True, group="analysis")
+    @work(thread=True, exclusive=True, group="analysis", description="analysing the selection")
     def _analyse(self, dopant: str, backbone: str, other: str | None, threshold: float) -> None:
         from qcapprox.tui.state import compute_view
 
@@ -518,8 +519,12 @@ class QcapproxApp(App[None]):
     def _failed(self, err: Exception) -> None:
         self.notify(str(err), title="analysis failed", severity="error", timeout=10)
 
+    def selection_key(self) -> tuple:
+        """(dopant, backbone, other backbone, threshold): what `View.key` must match."""
+        return (self.dopant, self.backbone, self.other, self.threshold)
+
     def _apply(self, view: View) -> None:
-        if view.key != (self.dopant, self.backbone, self.other, self.threshold):
+        if view.key != self.selection_key():
             return  # a newer selection is on its way
         self.view = view
         self._show_status()
@@ -679,7 +684,7 @@ class QcapproxApp(App[None]):
         self._stale.discard("candidates")
         self._candidates_worker(self._candidates_request())
 
-    @work(thread=True, exclusive=True, group="candidates")
+    @work(thread=True, exclusive=True, group="candidates", description="sorting the candidates")
     def _candidates_worker(self, request: tuple) -> None:
         view, (i, j), cell_set, sort, query = request
         rows = candidate_rows(view, i, j, cell_set, sort, query)
@@ -761,7 +766,7 @@ class QcapproxApp(App[None]):
             self.scope = "backbone"
         self._robust_worker(self.view, self.k, self.scope)
 
-    @work(thread=True, exclusive=True, group="robust")
+    @work(thread=True, exclusive=True, group="robust", description="ranking robust candidates")
     def _robust_worker(self, view: View, k: int, scope: str) -> None:
         preds = {view.primary.backbone: view.primary.predictions}
         if scope != "backbone" and view.other is not None:
@@ -821,7 +826,7 @@ class QcapproxApp(App[None]):
         self.detail_row = row
         self._detail_worker(self.dopant, row)
 
-    @work(thread=True, exclusive=True, group="detail")
+    @work(thread=True, exclusive=True, group="detail", description="reading one configuration")
     def _detail_worker(self, dopant: str, row: int) -> None:
         from qcapprox.tui.export import formula, predictions_of
 
@@ -919,7 +924,7 @@ class QcapproxApp(App[None]):
         self.say(f"exporting {len(rows):,} structures as {kind} …")
         self._export_worker(self.dopant, rows, kind, stem)
 
-    @work(thread=True, exclusive=True, group="export")
+    @work(thread=True, exclusive=True, group="export", description="exporting structures")
     def _export_worker(self, dopant: str, rows: np.ndarray, kind: str, stem: str | None) -> None:
         from qcapprox.tui.export import export_structures
 
