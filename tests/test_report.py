@@ -1,10 +1,13 @@
-"""Report figures: written as PNG and SVG, labelled as CHGNet stand-in values, with the
-numbers of the analysis (checked through the CSV tables written beside the figures).
+"""Report figures: written as PNG and SVG, labelled as CHGNet stand-in values, sized for
+print, with the numbers of the analysis (checked through the CSV tables written beside
+the figures); empty sets are said to be empty and nothing warns.
 """
 
 from __future__ import annotations
 
 import csv
+import re
+import warnings
 from pathlib import Path
 
 import h5py
@@ -42,7 +45,10 @@ def test_figures_written(report) -> None:
     names = {p.name for p in paths}
     for stem in (
         "Pt-subset-sizes",
+        "Pt-histogram",
         "Pt-rmse",
+        "rmse-boxplots",
+        "Pt-predictions",
         "Pt-recall",
         "Pt-rf-similarity",
         "Pt-allegro-similarity",
@@ -59,7 +65,43 @@ def test_figures_written(report) -> None:
     assert "CHGNet stand-in labels" in svg and "DFT" not in svg
     assert "CHGNet stand-in labels" in (out / "Pt-rf-overlap.svg").read_text()
     assert messages == []  # nothing skipped
-    assert "- nothing" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "- nothing" in text
+    for path in paths:  # report.md embeds every PNG figure
+        if path.suffix == ".png":
+            assert f"]({path.name})" in text, path.name
+
+
+def test_readable_at_print_size(report) -> None:
+    """At most 7.2 in wide (a printed page) and no text below 6.5 pt at that size."""
+    paths = report[2]
+    for path in paths:
+        if path.suffix != ".svg":
+            continue
+        svg = path.read_text()
+        width = float(re.search(r'width="([\d.]+)pt"', svg).group(1))
+        assert width <= 7.2 * 72 + 1, path.name
+        sizes = [float(x) for x in re.findall(r"font-size: ([\d.]+)px", svg)]
+        assert sizes and min(sizes) >= 6.5, (path.name, min(sizes))
+
+
+def test_empty_sets_said_and_no_warnings(tmp_path: Path, report) -> None:
+    results, _, _, _ = report
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = write_report(results, tmp_path, threshold=-1.0, formats=("svg",))
+    overlap = (tmp_path / "Pt-rf-overlap.svg").read_text()
+    assert "empty: no configuration below the threshold" in overlap
+    assert (
+        "empty: no configuration below the threshold"
+        in (tmp_path / "Pt-predictions.svg").read_text()
+    )
+    recall = (tmp_path / "Pt-recall.svg").read_text()
+    assert "B24 empty" in recall and "recall = 1, the study" in recall
+    values = {r["recall_vs_24"] for r in read_csv(tmp_path / "Pt-recall.csv")}
+    assert values == {"1.0", "nan"}  # nan: allegro has no limit 10
+    text = (tmp_path / "report.md").read_text()
+    assert "the study's convention" in text and len(paths) > 10
 
 
 def test_numbers_equal_independent_counts(report) -> None:
@@ -106,7 +148,8 @@ def test_subset_sizes_from_training_store(report) -> None:
             )
     with Results(results) as res:
         sizes = res.subset_sizes("Pt")
-        assert sizes["total"][-1] == int((split != 255).sum())
+        used = sizes["train"][-1] + sizes["validation"][-1] + sizes["test"][-1]
+        assert used == int(np.isin(split, (0, 1, 2)).sum()) <= sizes["total"][-1]
 
 
 def test_missing_data_is_skipped_and_said(tmp_path: Path, report) -> None:
@@ -148,8 +191,43 @@ def test_family_table_in_report_md(report) -> None:
         assert float(recall[k]) == pytest.approx(len(sets[k] & sets[12]) / len(sets[12]), abs=5e-3)
         assert int(sizes[k].replace(",", "")) == len(sets[k])
     rmse = np.sqrt(np.mean((metrics.test_predictions - metrics.test_target) ** 2, axis=1))
+    diff = rows["rf abs(RMSE - RMSE 24) eV/atom"]
+    for k in range(13):
+        assert float(diff[k]) == pytest.approx(abs(rmse[k] - rmse[12]), abs=5e-5)
     sim = rows["rf SimilarityScore vs 24"]
     for k in range(13):
         expected = 1 - abs(rmse[k] - rmse[12]) / np.mean(metrics.test_target)
         assert float(sim[k]) == pytest.approx(expected, abs=5e-4)
     assert float(rows["rf test RMSE eV/atom"][-1]) == pytest.approx(rmse.mean(), abs=5e-5)
+
+
+def test_similarity_boxplots_and_predictions_csv(report) -> None:
+    results, out, _, _ = report
+    with Results(results) as res:
+        pred = res.predictions("Pt", "allegro")
+        metrics = {b: res.metrics("Pt", b) for b in ("rf", "allegro")}
+    rmse = {
+        b: np.sqrt(np.mean((m.test_predictions - m.test_target) ** 2, axis=1))
+        for b, m in metrics.items()
+    }
+    for row in read_csv(out / "Pt-rf-similarity.csv"):
+        i, j = LIMITS.index(int(row["limit_i"])), LIMITS.index(int(row["limit_j"]))
+        diff = abs(rmse["rf"][i] - rmse["rf"][j])
+        assert float(row["abs_rmse_difference_eV_per_atom"]) == pytest.approx(diff)
+        mean = metrics["rf"].test_target.mean()
+        assert float(row["similarity_score"]) == pytest.approx(1 - diff / mean)
+    boxes = {r["backbone"]: r for r in read_csv(out / "rmse-boxplots.csv") if r["dopant"] == "Pt"}
+    allegro = rmse["allegro"][np.isfinite(rmse["allegro"])]
+    assert int(boxes["allegro"]["n_limits"]) == 12  # no limit 10
+    assert float(boxes["allegro"]["median"]) == pytest.approx(np.median(allegro))
+    assert float(boxes["rf"]["q3"]) == pytest.approx(np.percentile(rmse["rf"], 75))
+    rows = [r for r in read_csv(out / "Pt-predictions.csv") if r["backbone"] == "allegro"]
+    assert [int(r["limit"]) for r in rows] == [x for x in LIMITS if x != 10]
+    for row in rows:
+        k = LIMITS.index(int(row["limit"]))
+        assert float(row["median"]) == pytest.approx(np.median(pred[k]))
+        assert int(row["below_hull"]) == int((pred[k] < 0).sum())
+    hist = [r for r in read_csv(out / "Pt-histogram.csv") if r["series"].startswith("rf")]
+    with Results(results) as res:
+        rf24 = res.predictions("Pt", "rf")[12]
+    assert sum(int(r["count"]) for r in hist) == len(rf24)

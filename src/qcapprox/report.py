@@ -1,19 +1,35 @@
 """`qcapprox report RESULTS.h5 -o DIR`: the study's figures for a results file (PNG and SVG).
 
-Per dopant: training subset sizes per limit (when the results file records them), test
-RMSE per limit (eq. 3), below-hull set sizes and recall against limit 24; per dopant and
-backbone: SimilarityScore heatmap (eq. 4) and pairwise below-hull overlap heatmaps (count,
-% of set i, % of set j, Jaccard); per backbone: recall of every dopant. Every number comes
-from `qcapprox.analysis`, and the same numbers are written as CSV next to the figures.
-Energies are labelled as CHGNet stand-in values. `DIR/report.md` holds, per dopant, a
-table of every family's figures per limit (test RMSE, SimilarityScore against limit 24,
-below-hull set size, recall against limit 24) and lists what was written and what was
-skipped, and why.
+Figures, sized for print (at most 7.2 in wide, text at 7-9 pt at that size):
+
+- `<M>-subset-sizes`: training subset sizes per limit (the study's Fig. 1), when recorded;
+- `<M>-histogram`: histogram of energies above the hull (Fig. 2 type): the predictions of
+  every backbone's limit-24 model over the inference set, and the test targets;
+- `<M>-rmse`: test RMSE per limit (eq. 3; Figs. 3 and 5);
+- `rmse-boxplots`: box plots of the 13 test RMSEs of every backbone, per dopant (Figs. 4
+  and 7);
+- `<M>-<backbone>-similarity`: SimilarityScore heatmap (eq. 4; Figs. 6, 8-10) beside the
+  |RMSE_i - RMSE_j| heatmap in eV/atom (eq. 4 divides by the mean test target ȳ, which is
+  ill-conditioned when ȳ is near zero or negative);
+- `<M>-predictions`: box plots of the predicted energies above the hull per limit, one row
+  per backbone, with the threshold;
+- `<M>-recall`: below-hull set sizes and recall against limit 24 per limit (Fig. 11);
+- `<M>-<backbone>-overlap`: pairwise below-hull set heatmaps (Figs. 12-15): count, % of
+  set i, % of set j, Jaccard;
+- `recall-<backbone>`: recall against limit 24 of every dopant.
+
+Every number comes from `qcapprox.analysis`, and the numbers behind each figure are
+written as CSV beside it. Energies are labelled as CHGNet stand-in values (never DFT). An
+empty below-hull set says "empty" in its figure; the recall is 1 when the limit-24 set is
+empty (the study's convention). `DIR/report.md` embeds the figures, with a per-dopant table
+of every family's figures per limit, and lists what was written and what was skipped, and
+why.
 """
 
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,9 +44,40 @@ REFERENCE = len(LIMITS) - 1
 RC = {
     "svg.hashsalt": "qcapprox",  # deterministic SVG ids
     "svg.fonttype": "none",  # text stays text (searchable, small)
-    "font.size": 8,
 }
+FONT = 8  # pt, at the figure's own size (at most 7.2 in wide: a printed page)
+CELL_FONT = 6.5  # pt, numbers inside heatmap cells
 CMAP = "viridis"
+EMPTY = "empty: no configuration below the threshold"
+RECALL_NOTE = "recall = 1 where B24 is empty (the study's convention)"
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values, NaN (without a warning) when there are none."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _style(ax) -> None:
+    ax.tick_params(labelsize=FONT - 1)
+    ax.xaxis.label.set_size(FONT)
+    ax.yaxis.label.set_size(FONT)
+    ax.title.set_size(FONT)
+
+
+def _say(ax, text: str, y: float = 0.5) -> None:
+    """Write `text` across an axes at height `y` (an empty set, missing data)."""
+    ax.text(
+        0.5,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=FONT,
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6"},
+    )
 
 
 def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
@@ -39,39 +86,68 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
         path = out_dir / f"{stem}.{fmt}"
         metadata = {"Date": None} if fmt == "svg" else None
         with matplotlib.rc_context(RC):
-            fig.savefig(path, format=fmt, dpi=150, metadata=metadata)
+            fig.savefig(path, format=fmt, dpi=200, metadata=metadata)
         paths.append(path)
     return paths
 
 
+def _count_text(value: float) -> str:
+    return f"{value:.0f}" if value < 10_000 else f"{value / 1000:.0f}k"
+
+
+def _short(value: float) -> str:
+    """Two decimals without the leading zero (.94, -.12), and 1 for 1.00: fits a cell."""
+    text = f"{value:.2f}".replace("0.", ".", 1) if abs(value) < 1 else f"{value:.2f}"
+    return "1" if text == "1.00" else text
+
+
 def _heatmap(
-    ax, matrix: np.ndarray, title: str, fmt: Callable[[float], str] | None, vmin=None, vmax=None
+    ax,
+    matrix: np.ndarray,
+    title: str,
+    fmt: Callable[[float], str] | None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    empty: str = "",
 ):
+    """A 13x13 limit-by-limit heatmap; grey cells are undefined; `empty` is written over it."""
     cmap = matplotlib.colormaps[CMAP].with_extremes(bad="#d0d0d0")
     data = np.ma.masked_invalid(matrix)
+    finite = matrix[np.isfinite(matrix)]
+    if vmin is None and vmax is None and finite.size and finite.min() == finite.max():
+        vmin, vmax = finite.min() - 0.5, finite.max() + 0.5  # one value: a flat, valid range
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper")
     ax.set_xticks(range(len(LIMITS)), [str(x) for x in LIMITS])
     ax.set_yticks(range(len(LIMITS)), [str(x) for x in LIMITS])
     ax.set_xlabel("limit j")
     ax.set_ylabel("limit i")
     ax.set_title(title)
-    if fmt is None:
-        return image
-    lo, hi = image.get_clim()
-    for (i, j), value in np.ndenumerate(matrix):
-        if np.isfinite(value):
-            bright = (value - lo) / (hi - lo or 1.0) > 0.6
-            text = ax.text(
-                j,
-                i,
-                fmt(value),
-                ha="center",
-                va="center",
-                fontsize=5,
-                color="black" if bright else "white",
-            )
-            text.set_in_layout(False)
+    _style(ax)
+    if empty:
+        _say(ax, empty)
+    elif fmt is not None:
+        lo, hi = image.get_clim()
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                bright = (value - lo) / (hi - lo or 1.0) > 0.6
+                text = ax.text(
+                    j,
+                    i,
+                    fmt(value),
+                    ha="center",
+                    va="center",
+                    fontsize=CELL_FONT,
+                    color="black" if bright else "white",
+                )
+                text.set_in_layout(False)
     return image
+
+
+def _colorbar(fig: Figure, image, ax, label: str = "") -> None:
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    bar.ax.tick_params(labelsize=FONT - 1)
+    if label:
+        bar.set_label(label, fontsize=FONT - 1)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -80,6 +156,9 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+Family = tuple[np.ndarray, np.ndarray, np.ndarray]  # predictions, valid, masks
 
 
 def write_report(
@@ -93,27 +172,38 @@ def write_report(
     """Write the figures (and CSV tables, report.md) of a results file into `out_dir`.
 
     Returns the written paths. Figures whose data the file lacks are skipped, and the
-    skip is reported through `log` and in report.md.
+    skip is reported through `log` and in report.md. Empty below-hull sets are drawn and
+    said to be empty; nothing warns.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     notes: list[str] = []
+    sections: list[str] = []
+    image = "png" if "png" in formats else formats[0]
 
     def skip(message: str) -> None:
         notes.append(message)
         if log:
             log(f"skipped: {message}")
 
+    def embed(paths: list[Path], caption: str) -> list[Path]:
+        for path in paths:
+            if path.suffix == f".{image}":
+                sections.extend([f"![{caption}]({path.name})", "", f"*{caption}*", ""])
+        return paths
+
     recall_by_backbone: dict[str, dict[str, np.ndarray]] = {}
-    tables: list[str] = []
+    rmse_by_dopant: dict[str, dict[str, np.ndarray]] = {}
     with Results(results) as res:
+        labels = sorted({res.energy_label(d) for d in res.dopants})
         for dopant in res.dopants:
             label = res.energy_label(dopant)
+            sections += [f"## Sc-{dopant} ({label})", ""]
             backbones = res.backbones(dopant)
             if not backbones:
                 skip(f"{dopant}: no predictions in {res.path.name}, no inference figures")
-            families = {}
+            families: dict[str, Family] = {}
             for backbone in backbones:
                 pred = res.predictions(dopant, backbone)
                 valid = analysis.available(pred)
@@ -123,90 +213,49 @@ def write_report(
                     masks, REFERENCE, valid=valid
                 )
             metrics = {b: res.metrics(dopant, b) for b in res.metric_backbones(dopant)}
-            tables += family_table(dopant, metrics, families, label)
-            written += _subset_sizes(dopant, res.subset_sizes(dopant), out_dir, formats, skip)
-            written += _rmse(dopant, metrics, label, out_dir, formats, skip)
-            written += _recall(
+            rmse_by_dopant[dopant] = {
+                b: analysis.rmse(m.test_predictions, m.test_target) for b, m in metrics.items()
+            }
+            sections += family_table(dopant, metrics, families, label)
+            sizes = res.subset_sizes(dopant)
+            paths = _subset_sizes(dopant, sizes, out_dir, formats, skip)
+            written += embed(paths, f"Sc-{dopant}: training subdataset sizes per limit")
+            paths = _histogram(dopant, families, metrics, threshold, label, out_dir, formats)
+            written += embed(paths, f"Sc-{dopant}: energies above the hull ({label})")
+            paths = _rmse(dopant, metrics, label, out_dir, formats, skip)
+            written += embed(paths, f"Sc-{dopant}: test RMSE per limit")
+            for backbone, m in metrics.items():
+                paths = _similarity(dopant, backbone, m, label, out_dir, formats)
+                written += embed(
+                    paths, f"Sc-{dopant} {backbone}: SimilarityScore and |RMSE_i - RMSE_j|"
+                )
+            paths = _predictions(dopant, families, threshold, label, out_dir, formats)
+            written += embed(paths, f"Sc-{dopant}: predicted energies above the hull per limit")
+            paths = _recall(
                 dopant, families, res.multiplicity(dopant), threshold, label, out_dir, formats
             )
-            for backbone, m in metrics.items():
-                rmse = analysis.rmse(m.test_predictions, m.test_target)
-                sim = analysis.similarity_score(rmse, m.test_mean)
-                fig = Figure(figsize=(5.2, 4.6), layout="constrained")
-                ax = fig.add_subplot()
-                image = _heatmap(
-                    ax,
-                    sim,
-                    f"Sc-{dopant} · {backbone} · SimilarityScore (eq. 4), test set\n"
-                    f"ȳ = {m.test_mean:.4f} eV/atom · {label}",
-                    lambda v: f"{v:.2f}",
-                )
-                fig.colorbar(image, ax=ax, shrink=0.8)
-                written += _save(fig, out_dir, f"{dopant}-{backbone}-similarity", formats)
+            written += embed(paths, f"Sc-{dopant}: below-hull set sizes and recall vs 24")
             for backbone, (_, valid, masks) in families.items():
-                ov = analysis.overlap(masks, valid_i=valid)
-                fig = Figure(figsize=(10, 9))  # fixed margins: constrained layout is slow here
-                fig.subplots_adjust(
-                    left=0.06, right=0.97, bottom=0.06, top=0.92, wspace=0.25, hspace=0.3
-                )
-                axes = fig.subplots(2, 2)
-                panels = [
-                    ("count", "|Bi ∩ Bj|", lambda v: f"{v:.0f}", None, None),
-                    ("pct_i", "% of Bi in both", None, 0, 100),
-                    ("pct_j", "% of Bj in both", None, 0, 100),
-                    ("jaccard", "Jaccard |Bi ∩ Bj| / |Bi ∪ Bj|", None, 0, 1),
-                ]
-                for ax, (metric, title, fmt, lo, hi) in zip(axes.flat, panels, strict=True):
-                    image = _heatmap(ax, ov.matrix(metric), title, fmt, lo, hi)
-                    fig.colorbar(image, ax=ax, shrink=0.8)
-                fig.suptitle(
-                    f"Sc-{dopant} · {backbone} · pairwise below-hull sets, predicted E above "
-                    f"hull < {threshold:+.3f} eV/atom ({label})"
-                )
-                stem = f"{dopant}-{backbone}-overlap"
-                written += _save(fig, out_dir, stem, formats)
-                written.append(
-                    _write_csv(
-                        out_dir / f"{stem}.csv",
-                        ["limit_i", "limit_j", "both", "pct_i", "pct_j", "jaccard"],
-                        [
-                            [
-                                LIMITS[i],
-                                LIMITS[j],
-                                int(ov.both[i, j]),
-                                ov.pct_i[i, j],
-                                ov.pct_j[i, j],
-                                ov.jaccard[i, j],
-                            ]
-                            for i in range(len(LIMITS))
-                            for j in range(len(LIMITS))
-                        ],
-                    )
-                )
+                paths = _overlap(dopant, backbone, valid, masks, threshold, label, out_dir, formats)
+                written += embed(paths, f"Sc-{dopant} {backbone}: pairwise below-hull sets")
+        sections += ["## All dopants", ""]
+        if any(rmse_by_dopant.values()):
+            paths = _rmse_boxplots(rmse_by_dopant, labels, out_dir, formats)
+            written += embed(paths, "test RMSE over the 13 limits, per backbone and dopant")
         for backbone, by_dopant in recall_by_backbone.items():
-            fig = Figure(figsize=(5, 3.4), layout="constrained")
-            ax = fig.add_subplot()
-            for dopant, rec in by_dopant.items():
-                ax.plot(LIMITS, rec, marker="o", label=f"Sc-{dopant}")
-            ax.set(
-                xlabel="limit",
-                ylabel="recall vs limit 24",
-                xticks=LIMITS,
-                ylim=(-0.05, 1.05),
-                title=f"{backbone} · recall against the limit-24 set (< {threshold:+.3f} eV/atom)",
-            )
-            ax.legend()
-            written += _save(fig, out_dir, f"recall-{backbone}", formats)
+            paths = _recall_by_dopant(backbone, by_dopant, threshold, out_dir, formats)
+            written += embed(paths, f"{backbone}: recall against the limit-24 set")
         index = out_dir / "report.md"
         lines = [
             f"# qcapprox report: {res.path.name}",
             "",
             f"Below-hull threshold: predicted energy above hull < {threshold:+.3f} eV/atom. "
-            "Energies: " + ", ".join(sorted({res.energy_label(d) for d in res.dopants})) + ".",
+            f"Energies: {', '.join(labels)}. Recall against limit 24 is 1 where the limit-24 "
+            "set is empty (the study's convention). SimilarityScore (eq. 4) divides by the "
+            "mean test target ȳ and is ill-conditioned when ȳ is near zero or negative: "
+            "|RMSE_i - RMSE_j| (eV/atom) is shown beside it.",
             "",
-            f"## Families (below-hull sets at < {threshold:+.3f} eV/atom)",
-            "",
-            *tables,
+            *sections,
             "## Files",
             *[f"- {p.name}" for p in written],
             "",
@@ -225,14 +274,15 @@ def _cell(value: float, fmt: str) -> str:
 def family_table(
     dopant: str,
     metrics: dict[str, Metrics],
-    families: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    families: dict[str, Family],
     label: str,
 ) -> list[str]:
     """Markdown table, one row per figure and backbone, one column per limit.
 
-    Rows: test RMSE (eq. 3), SimilarityScore against limit 24 (row 24 of eq. 4; the mean
-    of the off-diagonal entries in the last column), below-hull set size |B_k| and recall
-    |B_k ∩ B_24| / |B_24| on the inference set. Missing limits show "-".
+    Rows: test RMSE (eq. 3), |RMSE_k - RMSE_24| (eV/atom), SimilarityScore against limit
+    24 (row 24 of eq. 4; mean: of the off-diagonal entries), below-hull set size |B_k| and
+    recall |B_k ∩ B_24| / |B_24| on the inference set (1 when B_24 is empty). Missing
+    limits show "-".
     """
     header = ["figure", *map(str, LIMITS), "mean"]
     lines = [
@@ -248,15 +298,17 @@ def family_table(
 
     for backbone, m in metrics.items():
         rmse = analysis.rmse(m.test_predictions, m.test_target)
-        row(f"{backbone} test RMSE eV/atom", rmse, ".4f", float(np.nanmean(rmse)))
+        row(f"{backbone} test RMSE eV/atom", rmse, ".4f", _mean(rmse))
+        diff = analysis.rmse_difference(rmse)[REFERENCE]
+        row(f"{backbone} abs(RMSE - RMSE 24) eV/atom", diff, ".4f", _mean(diff[:REFERENCE]))
         sim = analysis.similarity_score(rmse, m.test_mean)
         off = sim[~np.eye(len(LIMITS), dtype=bool)]
-        row(f"{backbone} SimilarityScore vs 24", sim[REFERENCE], ".3f", float(np.nanmean(off)))
+        row(f"{backbone} SimilarityScore vs 24", sim[REFERENCE], ".3f", _mean(off))
     for backbone, (_, valid, masks) in families.items():
         sizes = np.where(valid, analysis.set_sizes(masks), np.nan)
         row(f"{backbone} below-hull set size", sizes, ",.0f")
         rec = analysis.recall(masks, REFERENCE, valid=valid)
-        row(f"{backbone} recall vs 24", rec, ".2f", float(np.nanmean(rec[:REFERENCE])))
+        row(f"{backbone} recall vs 24", rec, ".2f", _mean(rec[:REFERENCE]))
     return [*lines, ""]
 
 
@@ -267,7 +319,7 @@ def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
             f"{dopant}/subsets (bundle with the training stores) nor metrics n_train"
         )
         return []
-    fig = Figure(figsize=(5, 3.4), layout="constrained")
+    fig = Figure(figsize=(4.8, 3.0), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(LIMITS))
     bottom = np.zeros(len(LIMITS))
@@ -282,7 +334,8 @@ def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
         ylabel="structures",
         title=f"Sc-{dopant} · training subdataset sizes",
     )
-    ax.legend()
+    _style(ax)
+    ax.legend(fontsize=FONT - 1)
     stem = f"{dopant}-subset-sizes"
     paths = _save(fig, out_dir, stem, formats)
     paths.append(
@@ -295,16 +348,52 @@ def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
     return paths
 
 
+def _histogram(dopant, families, metrics, threshold, label, out_dir, formats) -> list[Path]:
+    """Energies above the hull (Fig. 2 type): limit-24 predictions and the test targets."""
+    series: dict[str, np.ndarray] = {}
+    for backbone, (pred, valid, _) in families.items():
+        if valid[REFERENCE]:
+            series[f"{backbone} limit 24, inference set"] = pred[REFERENCE]
+    targets = next((m.test_target for m in metrics.values()), None)
+    if targets is not None:
+        series["test targets (labels)"] = targets
+    series = {k: v[np.isfinite(v)] for k, v in series.items()}
+    series = {k: v for k, v in series.items() if v.size}
+    if not series:
+        return []
+    values = np.concatenate(list(series.values()))
+    edges = np.histogram_bin_edges(values, bins=40)
+    fig = Figure(figsize=(4.8, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    rows = []
+    for name, v in series.items():
+        counts, _ = np.histogram(v, bins=edges)
+        ax.stairs(counts / len(v), edges, label=f"{name} (n={len(v):,})")
+        rows += [[name, edges[k], edges[k + 1], int(counts[k])] for k in range(len(counts))]
+    ax.axvline(threshold, color="0.3", linestyle="--", linewidth=0.8)
+    ax.set(
+        xlabel=f"energy above hull, eV/atom (dashed: threshold {threshold:+.3f})",
+        ylabel="share of structures",
+        title=f"Sc-{dopant} · energies above the hull · {label}",
+    )
+    _style(ax)
+    ax.legend(fontsize=FONT - 1)
+    stem = f"{dopant}-histogram"
+    paths = _save(fig, out_dir, stem, formats)
+    paths.append(_write_csv(out_dir / f"{stem}.csv", ["series", "low", "high", "count"], rows))
+    return paths
+
+
 def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:
     if not metrics:
         skip(f"{dopant}: test RMSE and SimilarityScore: the results file holds no metrics/")
         return []
-    fig = Figure(figsize=(5, 3.4), layout="constrained")
+    fig = Figure(figsize=(4.8, 3.0), layout="constrained")
     ax = fig.add_subplot()
     rows = []
     for backbone, m in metrics.items():
         rmse = analysis.rmse(m.test_predictions, m.test_target)
-        ax.plot(LIMITS, rmse, marker="o", label=backbone)
+        ax.plot(LIMITS, rmse, marker="o", markersize=3, label=backbone)
         rows += [[backbone, LIMITS[k], rmse[k]] for k in range(len(LIMITS))]
     ax.set(
         xlabel="limit",
@@ -312,7 +401,8 @@ def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:
         xticks=LIMITS,
         title=f"Sc-{dopant} · test RMSE (eq. 3) · {label}",
     )
-    ax.legend()
+    _style(ax)
+    ax.legend(fontsize=FONT - 1)
     stem = f"{dopant}-rmse"
     paths = _save(fig, out_dir, stem, formats)
     paths.append(
@@ -321,18 +411,146 @@ def _rmse(dopant, metrics, label, out_dir, formats, skip) -> list[Path]:
     return paths
 
 
+def _rmse_boxplots(rmse_by_dopant, labels, out_dir, formats) -> list[Path]:
+    """Figs. 4 and 7: per dopant, one box per backbone over its 13 limits' test RMSEs."""
+    backbones = list(dict.fromkeys(b for by in rmse_by_dopant.values() for b in by))
+    dopants = [d for d, by in rmse_by_dopant.items() if by]
+    fig = Figure(figsize=(7.2, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(backbones), 1)
+    colors = matplotlib.colormaps["tab10"].colors
+    rows = []
+    for b, backbone in enumerate(backbones):
+        data, positions = [], []
+        for d, dopant in enumerate(dopants):
+            values = rmse_by_dopant[dopant].get(backbone)
+            if values is None or not np.isfinite(values).any():
+                continue
+            finite = values[np.isfinite(values)]
+            data.append(finite)
+            positions.append(d - 0.4 + width * (b + 0.5))
+            q1, median, q3 = np.percentile(finite, [25, 50, 75])
+            rows.append([dopant, backbone, len(finite), finite.min(), q1, median, q3, finite.max()])
+        if not data:
+            continue
+        parts = ax.boxplot(
+            data, positions=positions, widths=width * 0.85, patch_artist=True, manage_ticks=False
+        )
+        for box in parts["boxes"]:
+            box.set(facecolor=colors[b % len(colors)], alpha=0.7)
+        ax.plot([], [], "s", color=colors[b % len(colors)], label=backbone)
+    ax.set_xticks(range(len(dopants)), [f"Sc-{d}" for d in dopants])
+    ax.set(
+        ylabel="test RMSE, eV/atom",
+        title=f"test RMSE over the 13 limits, per backbone ({', '.join(labels)})",
+    )
+    _style(ax)
+    ax.legend(fontsize=FONT - 1, ncols=min(len(backbones), 4))
+    stem = "rmse-boxplots"
+    paths = _save(fig, out_dir, stem, formats)
+    paths.append(
+        _write_csv(
+            out_dir / f"{stem}.csv",
+            ["dopant", "backbone", "n_limits", "min", "q1", "median", "q3", "max"],
+            rows,
+        )
+    )
+    return paths
+
+
+def _similarity(dopant, backbone, m: Metrics, label, out_dir, formats) -> list[Path]:
+    """SimilarityScore (eq. 4) beside |RMSE_i - RMSE_j| in eV/atom."""
+    rmse = analysis.rmse(m.test_predictions, m.test_target)
+    sim = analysis.similarity_score(rmse, m.test_mean)
+    diff = analysis.rmse_difference(rmse)
+    fig = Figure(figsize=(7.2, 3.6), layout="constrained")
+    ax_s, ax_d = fig.subplots(1, 2)
+    image = _heatmap(ax_s, sim, "SimilarityScore (eq. 4)", _short)
+    _colorbar(fig, image, ax_s)
+    image = _heatmap(ax_d, 1000 * diff, "|RMSE_i - RMSE_j|, meV/atom", lambda v: f"{v:.1f}", vmin=0)
+    _colorbar(fig, image, ax_d, "meV/atom")
+    warning = " (ȳ near zero or negative: read the right panel)" if m.test_mean < 0.01 else ""
+    fig.suptitle(
+        f"Sc-{dopant} · {backbone} · test set · ȳ = {m.test_mean:.4f} eV/atom{warning} · {label}",
+        fontsize=FONT,
+    )
+    stem = f"{dopant}-{backbone}-similarity"
+    paths = _save(fig, out_dir, stem, formats)
+    paths.append(
+        _write_csv(
+            out_dir / f"{stem}.csv",
+            ["limit_i", "limit_j", "similarity_score", "abs_rmse_difference_eV_per_atom"],
+            [
+                [LIMITS[i], LIMITS[j], sim[i, j], diff[i, j]]
+                for i in range(len(LIMITS))
+                for j in range(len(LIMITS))
+            ],
+        )
+    )
+    return paths
+
+
+def _predictions(dopant, families, threshold, label, out_dir, formats) -> list[Path]:
+    """Box plots of the predicted energies above the hull per limit, one row per backbone."""
+    if not families:
+        return []
+    fig = Figure(figsize=(7.2, 0.6 + 1.9 * len(families)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0])
+    rows = []
+    for ax, (backbone, (pred, valid, masks)) in zip(axes, families.items(), strict=True):
+        data = [pred[k][np.isfinite(pred[k])] for k in range(len(LIMITS))]
+        present = [k for k in range(len(LIMITS)) if valid[k]]
+        ax.boxplot(
+            [data[k] for k in present],
+            positions=present,
+            widths=0.6,
+            showfliers=False,
+            manage_ticks=False,
+        )
+        ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=0.8)
+        sizes = analysis.set_sizes(masks)
+        for k in present:
+            q = np.percentile(data[k], [5, 25, 50, 75, 95])
+            rows.append([backbone, LIMITS[k], len(data[k]), *q, int(sizes[k])])
+        if not sizes[present].any():
+            _say(ax, EMPTY, y=0.9)
+        ax.set_ylabel("E above hull\neV/atom")
+        ax.set_title(
+            f"{backbone}: {len(pred[0]):,} configurations per limit (whiskers 1.5 IQR, "
+            f"outliers not drawn; dashed: threshold {threshold:+.3f})"
+        )
+        _style(ax)
+    axes[-1].set_xticks(range(len(LIMITS)), [str(x) for x in LIMITS])
+    axes[-1].set_xlabel("limit")
+    _style(axes[-1])
+    fig.suptitle(f"Sc-{dopant} · predicted energies above the hull · {label}", fontsize=FONT)
+    stem = f"{dopant}-predictions"
+    paths = _save(fig, out_dir, stem, formats)
+    paths.append(
+        _write_csv(
+            out_dir / f"{stem}.csv",
+            ["backbone", "limit", "n", "p5", "q1", "median", "q3", "p95", "below_hull"],
+            rows,
+        )
+    )
+    return paths
+
+
 def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) -> list[Path]:
     if not families:
         return []
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    fig = Figure(figsize=(7.2, 3.0), layout="constrained")
     ax_n, ax_r = fig.subplots(1, 2)
     rows = []
+    empty24 = []
     for backbone, (_, valid, masks) in families.items():
         sizes = np.where(valid, analysis.set_sizes(masks), np.nan)
         weighted = np.where(valid, analysis.weighted_sizes(masks, multiplicity), np.nan)
         rec = analysis.recall(masks, REFERENCE, valid=valid)
-        ax_n.plot(LIMITS, sizes, marker="o", label=backbone)
-        ax_r.plot(LIMITS, rec, marker="o", label=backbone)
+        if valid[REFERENCE] and sizes[REFERENCE] == 0:
+            empty24.append(backbone)
+        ax_n.plot(LIMITS, sizes, marker="o", markersize=3, label=backbone)
+        ax_r.plot(LIMITS, rec, marker="o", markersize=3, label=backbone)
         rows += [[backbone, LIMITS[k], sizes[k], weighted[k], rec[k]] for k in range(len(LIMITS))]
     ax_n.set(
         xlabel="limit",
@@ -347,8 +565,16 @@ def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) 
         ylim=(-0.05, 1.05),
         title="recall against the limit-24 set",
     )
-    ax_n.legend()
-    fig.suptitle(f"Sc-{dopant} · inference set · {label}")
+    all_sizes = np.array([r[2] for r in rows], dtype=float)
+    if not np.nansum(all_sizes):
+        _say(ax_n, EMPTY)
+    if empty24:
+        names = textwrap.fill(", ".join(empty24), 36)
+        _say(ax_r, f"B24 empty for {names}:\nrecall = 1, the study's convention")
+    for ax in (ax_n, ax_r):
+        _style(ax)
+    ax_n.legend(fontsize=FONT - 1)
+    fig.suptitle(f"Sc-{dopant} · inference set · {label}", fontsize=FONT)
     stem = f"{dopant}-recall"
     paths = _save(fig, out_dir, stem, formats)
     paths.append(
@@ -359,3 +585,64 @@ def _recall(dopant, families, multiplicity, threshold, label, out_dir, formats) 
         )
     )
     return paths
+
+
+def _overlap(dopant, backbone, valid, masks, threshold, label, out_dir, formats) -> list[Path]:
+    ov = analysis.overlap(masks, valid_i=valid)
+    empty = EMPTY if not ov.size_i[valid].any() else ""
+    fig = Figure(figsize=(7.2, 6.6))  # fixed margins: constrained layout is slow here
+    fig.subplots_adjust(left=0.07, right=0.97, bottom=0.07, top=0.9, wspace=0.25, hspace=0.35)
+    axes = fig.subplots(2, 2)
+    panels = [
+        ("count", "|Bi ∩ Bj|", _count_text, None, None),
+        ("pct_i", "% of Bi in both", lambda v: f"{v:.0f}", 0, 100),
+        ("pct_j", "% of Bj in both", lambda v: f"{v:.0f}", 0, 100),
+        ("jaccard", "Jaccard |Bi ∩ Bj| / |Bi ∪ Bj|", _short, 0, 1),
+    ]
+    for ax, (metric, title, fmt, lo, hi) in zip(axes.flat, panels, strict=True):
+        image = _heatmap(ax, ov.matrix(metric), title, fmt, lo, hi, empty)
+        _colorbar(fig, image, ax)
+    fig.suptitle(
+        f"Sc-{dopant} · {backbone} · pairwise below-hull sets, predicted E above hull "
+        f"< {threshold:+.3f} eV/atom\n({label}; grey: undefined, an empty set or no model)",
+        fontsize=FONT + 1,
+    )
+    stem = f"{dopant}-{backbone}-overlap"
+    paths = _save(fig, out_dir, stem, formats)
+    paths.append(
+        _write_csv(
+            out_dir / f"{stem}.csv",
+            ["limit_i", "limit_j", "both", "pct_i", "pct_j", "jaccard"],
+            [
+                [
+                    LIMITS[i],
+                    LIMITS[j],
+                    int(ov.both[i, j]),
+                    ov.pct_i[i, j],
+                    ov.pct_j[i, j],
+                    ov.jaccard[i, j],
+                ]
+                for i in range(len(LIMITS))
+                for j in range(len(LIMITS))
+            ],
+        )
+    )
+    return paths
+
+
+def _recall_by_dopant(backbone, by_dopant, threshold, out_dir, formats) -> list[Path]:
+    fig = Figure(figsize=(4.8, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    for dopant, rec in by_dopant.items():
+        ax.plot(LIMITS, rec, marker="o", markersize=3, label=f"Sc-{dopant}")
+    ax.set(
+        xlabel="limit",
+        ylabel="recall vs limit 24",
+        xticks=LIMITS,
+        ylim=(-0.05, 1.05),
+        title=f"{backbone} · recall against the limit-24 set (< {threshold:+.3f} eV/atom)\n"
+        f"{RECALL_NOTE}",
+    )
+    _style(ax)
+    ax.legend(fontsize=FONT - 1)
+    return _save(fig, out_dir, f"recall-{backbone}", formats)
