@@ -1,9 +1,11 @@
-"""Labeling with any ASE calculator on dask: labels, failures, resumption, imports."""
+"""Labeling with any ASE calculator on dask: single points and relaxations, failures,
+resumption, imports."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -12,9 +14,19 @@ from ase.io import write
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.hull import Hull
-from qcapprox.labeling import LabelingError, import_energies, label_store
+from qcapprox.labeling import LabelingError, Relaxation, import_energies, label_store
 from qcapprox.parent import Parent
 from qcapprox.store import Store
+
+SIX = """
+name = "six"
+mode = "random"
+seed = 5
+realizations = 1
+[orbits.A4]
+species = ["Sc", "M", "vacancy"]
+step = 6
+"""
 
 TINY = """
 name = "tiny"
@@ -28,14 +40,21 @@ step = 4
 LJ = "labelers:lennard_jones"
 
 
+def make_store(tmp_path: Path, monkeypatch, parent: Parent, text: str) -> Path:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # dask workers import labelers
+    out = tmp_path / "tiny.h5"
+    run_recipe(Recipe.parse(text), parent, out)
+    return out
+
+
 @pytest.fixture
 def tiny(tmp_path, monkeypatch, parent_pt: Parent) -> Path:
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # dask workers import labelers
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY)
-    out = tmp_path / "tiny.h5"
-    run_recipe(Recipe.load(recipe), parent_pt, out)
-    return out
+    return make_store(tmp_path, monkeypatch, parent_pt, TINY)
+
+
+@pytest.fixture
+def six(tmp_path, monkeypatch, parent_pt: Parent) -> Path:
+    return make_store(tmp_path, monkeypatch, parent_pt, SIX)
 
 
 def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
@@ -43,31 +62,76 @@ def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
 
     assert label_store(tiny, LJ, n_workers=1, chunk_size=3) == 0
     store = Store(tiny)
+    labels = store.label_set("single-point")
     hull = Hull.load("Pt")
     calc = lennard_jones()
     for row in (0, len(store) // 2, len(store) - 1):
         atoms = store.parent.decorate(store.occupancy[row])
         atoms.calc = calc
-        assert store.labels["energy"][row] == pytest.approx(atoms.get_potential_energy())
+        assert labels.energy[row] == pytest.approx(atoms.get_potential_energy())
     n_host, n_dop = store.parent.formula_counts(store.occupancy)
     np.testing.assert_allclose(
-        store.labels["e_above_hull"], hull.e_above_hull(store.labels["energy"], n_host, n_dop)
+        labels.e_above_hull, hull.e_above_hull(labels.energy, n_host, n_dop)
     )
-    assert store.labels_attrs["calculator"] == LJ
-    assert not store.labels_attrs["stand_in_for_dft"]
-    assert not (tiny.parent / "tiny.h5.labels.partial").exists()
-    with pytest.raises(LabelingError, match="already labelled"):
+    assert labels.attrs["calculator"] == LJ
+    assert not labels.attrs["stand_in_for_dft"]
+    assert labels.usable.all() and "relaxed" not in store.labels
+    assert not (tiny.parent / "tiny.h5.labels-single-point.partial").exists()
+    with pytest.raises(LabelingError, match="already has single-point labels"):
         label_store(tiny, LJ, n_workers=1)
+
+
+def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
+    """The relaxed energy is that of ASE's own FIRE + FrechetCellFilter run; the stored cell
+    and positions give it back; the single points are kept beside it."""
+    from ase import Atoms
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from labelers import lennard_jones
+
+    relaxation = Relaxation(fmax=0.05, max_steps=500)
+    assert label_store(six, LJ, relaxation, n_workers=1, chunk_size=4) == 0
+    store = Store(six)
+    relaxed, single = store.label_set("relaxed"), store.label_set("single-point")
+    assert relaxed.converged.all() and relaxed.usable.all()
+    assert (relaxed.energy < single.energy).all()
+    with h5py.File(six) as handle:
+        group = handle["labels/relaxed"]
+        cell, positions = group["cell"][:], group["positions"][:]
+        offset, steps = group["atoms_offset"][:], group["steps"][:]
+        displacement = group["max_displacement"][:]
+    assert (steps > 0).all() and (steps <= 500).all() and (displacement > 0).all()
+    for row in range(len(store)):
+        decorated = store.parent.decorate(store.occupancy[row])
+        decorated.calc = lennard_jones()
+        assert single.energy[row] == pytest.approx(decorated.get_potential_energy())
+        opt = FIRE(FrechetCellFilter(decorated), logfile=None)
+        assert opt.run(fmax=0.05, steps=500)
+        assert relaxed.energy[row] == pytest.approx(decorated.get_potential_energy(), abs=1e-8)
+        assert steps[row] == opt.nsteps
+        again = Atoms(decorated.numbers, positions[offset[row] : offset[row + 1]],
+                      cell=cell[row], pbc=True, calculator=lennard_jones())  # fmt: skip
+        assert again.get_potential_energy() == pytest.approx(relaxed.energy[row], abs=1e-8)
+    assert "FIRE" in relaxed.attrs["settings"] and "0.05" in relaxed.attrs["settings"]
+
+
+def test_step_cap_flags_unconverged_rows(six: Path) -> None:
+    assert label_store(six, LJ, Relaxation(fmax=1e-4, max_steps=3), n_workers=1) == 0
+    relaxed = Store(six).label_set("relaxed")
+    assert not relaxed.converged.any() and not relaxed.usable.any()
+    assert np.isfinite(relaxed.energy).all()
 
 
 def test_failures_are_recorded_not_fatal(tiny: Path) -> None:
     failed = label_store(tiny, "labelers:fragile", n_workers=1, chunk_size=4)
     store = Store(tiny)
+    labels = store.label_set("single-point")
     has_vacancy = (store.occupancy == 2).any(axis=1)
     assert failed == has_vacancy.sum() > 0
-    assert np.isnan(store.labels["energy"][has_vacancy]).all()
-    assert np.isfinite(store.labels["energy"][~has_vacancy]).all()
-    assert all("vacancies not supported" in e for e in store.labels["error"][has_vacancy])
+    assert np.isnan(labels.energy[has_vacancy]).all()
+    assert np.isfinite(labels.energy[~has_vacancy]).all()
+    assert not labels.usable[has_vacancy].any()
+    assert all("vacancies not supported" in e for e in labels.error[has_vacancy])
 
 
 def test_resume_uses_committed_journal(tiny: Path) -> None:
@@ -78,10 +142,10 @@ def test_resume_uses_committed_journal(tiny: Path) -> None:
     journal = label_journal(tiny, store, LJ)
     rows = np.arange(3)
     chunk = label_chunk(LJ, store.parent, rows, store.occupancy[rows])
-    chunk["energy"] = np.array([1.0, 2.0, 3.0])  # what a previous run committed
+    chunk["single_point"] = np.array([1.0, 2.0, 3.0])  # what a previous run committed
     journal.add(3, chunk)
     label_store(tiny, LJ, n_workers=1, chunk_size=5)
-    energy = Store(tiny).labels["energy"]
+    energy = Store(tiny).label_set("single-point").energy
     np.testing.assert_array_equal(energy[:3], [1.0, 2.0, 3.0])
     assert np.isfinite(energy[3:]).all() and (energy[3:] < 0).all()
 
@@ -100,8 +164,11 @@ def test_import_energies_from_extxyz_any_order(tiny: Path, tmp_path, parent_pt: 
         expected[int(row)] = energy
     write(tmp_path / "dft.extxyz", images)
     assert import_energies(tiny, tmp_path / "dft.extxyz") == 5
-    labels = Store(tiny).labels
+    stored = Store(tiny)
+    labels = stored.label_set("relaxed")
+    assert "single-point" not in stored.labels
     for row, energy in expected.items():
-        assert labels["energy"][row] == energy
-    assert np.isnan(labels["energy"]).sum() == len(store) - 5
-    assert (labels["error"] == "no structure").sum() == len(store) - 5
+        assert labels.energy[row] == energy
+    assert np.isnan(labels.energy).sum() == len(store) - 5
+    assert (labels.error == "no structure").sum() == len(store) - 5
+    assert labels.usable.sum() == 5

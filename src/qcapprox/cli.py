@@ -116,7 +116,9 @@ def count(
         table.add_row(str(comp), f"{n:,}", f"{distinct:,}", f"{labelled:,}")
     console.print(table)
     total = sum(r[1] for r in rows)
-    console.print(f"{len(rows)} compositions, {total:,} configurations to write")
+    n_test = sum(task.test for task in rec.tasks(parent))
+    design = f" ({len(rows) - n_test} train/validation + {n_test} test)" if n_test else ""
+    console.print(f"{len(rows)} compositions{design}, {total:,} configurations to write")
 
 
 @app.command()
@@ -134,6 +136,13 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
         f"{len(comps)} compositions (A4 vac, A4 M, A5 vac, A5 M); largest: "
         + ", ".join(f"{tuple(int(c) for c in comps[i])}: {counts[i]:,}" for i in largest)
     )
+    for labels in s.labels.values():
+        below = int((labels.e_above_hull[labels.usable] < 0).sum())
+        console.print(
+            f"{labels.describe}: {int(labels.usable.sum()):,} usable, "
+            f"{int((~labels.converged & np.isfinite(labels.energy)).sum()):,} unconverged, "
+            f"{int((labels.error != '').sum()):,} failed; {below:,} below the hull"
+        )
 
 
 @app.command()
@@ -162,18 +171,30 @@ def export(
 @app.command()
 def label(
     store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5) to label.")],
+    relax: Annotated[
+        bool,
+        typer.Option(
+            "--relax/--single-point",
+            help="Relax positions and cell (the target, default) or single points at the "
+            "parent geometry (the cheap screen).",
+        ),
+    ] = True,
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
     ] = "chgnet",
+    fmax: Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")] = 0.05,
+    max_steps: Annotated[int, typer.Option(help="Relaxation: step cap.")] = 300,
+    optimizer: Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")] = "FIRE",
     scheduler: Annotated[
         str | None, typer.Option(help="dask scheduler address (default: local workers).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
-    chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = 16,
+    chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = 8,
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask)."""
-    from qcapprox.labeling import label_store
+    from qcapprox.labeling import Relaxation, label_store
 
+    relaxation = Relaxation(fmax, max_steps, optimizer) if relax else None
     with Progress(
         TextColumn("[bold]labeling"),
         BarColumn(),
@@ -188,15 +209,17 @@ def label(
         def update(done: int, total: int) -> None:
             start.append(done)
             elapsed = bar.tasks[0].elapsed or 1e-9
-            rate = f"{(done - start[0]) / elapsed:.2f} structures/s"
+            rate = f"{(done - start[0]) / elapsed * 3600:.0f} structures/h"
             bar.update(job, completed=done, total=total, rate=rate)
 
-        failed = label_store(store, calculator, scheduler, workers, chunk, progress=update)
-    s = Store(store)
+        failed = label_store(
+            store, calculator, relaxation, scheduler, workers, chunk, progress=update
+        )
+    labels = Store(store).label_set("relaxed" if relax else "single-point")
+    unconverged = int((~labels.converged & np.isfinite(labels.energy)).sum())
     console.print(
-        f"{store}: {len(s):,} configurations labelled with {s.labels_attrs['calculator']} "
-        f"({'stand-in for DFT' if s.labels_attrs['stand_in_for_dft'] else 'user calculator'}), "
-        f"{failed} failed"
+        f"{store}: {len(labels.energy):,} configurations, {labels.describe}; {failed} failed, "
+        f"{unconverged} unconverged (left out of training)"
     )
 
 
@@ -206,12 +229,15 @@ def import_energies_cmd(
     structures: Annotated[
         Path, typer.Argument(help="extxyz, OUTCAR, vasprun.xml, ... with energies")
     ],
+    labels: Annotated[
+        str, typer.Option(help="Which label set the energies are: relaxed or single-point.")
+    ] = "relaxed",
 ) -> None:
     """Label a store with energies you computed elsewhere (e.g. DFT)."""
     from qcapprox.labeling import import_energies
 
-    matched = import_energies(store, structures)
-    console.print(f"{store}: {matched:,} configurations labelled from {structures}")
+    matched = import_energies(store, structures, labels)
+    console.print(f"{store}: {matched:,} configurations labelled ({labels}) from {structures}")
 
 
 def _limits(text: str) -> tuple[int, ...]:
@@ -227,6 +253,13 @@ def _limits(text: str) -> tuple[int, ...]:
 
 
 LimitsOpt = Annotated[str, typer.Option(help="'all' or a comma list such as 0,12,24.")]
+LabelsOpt = Annotated[
+    str,
+    typer.Option(
+        "--labels",
+        help="Label set: relaxed (the target) or single-point (the cheap screen, parent geometry).",
+    ),
+]
 
 
 @app.command()
@@ -259,9 +292,10 @@ def train(
         Path | None,
         typer.Option(help="allegro pretrained: your own extxyz corpus (see `qcapprox corpus`)."),
     ] = None,
+    labels: LabelsOpt = "relaxed",
 ) -> None:
     """Train a family (one model per limit; finished limits are kept) and its model cards."""
-    table = Table(title=f"{backbone} family, Sc60{dopant}13 (labels: CHGNet, a stand-in for DFT)")
+    table = Table(title=f"{backbone} family, Sc60{dopant}13, {labels} labels")
     for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
     if corpus is not None and (backbone, variant) != ("allegro", "pretrained"):
@@ -282,7 +316,7 @@ def train(
     else:
         from qcapprox.models.forest import train_family
 
-        cards = train_family(dopant, backbone, _limits(limits))
+        cards = train_family(dopant, backbone, _limits(limits), labels)
     for card in cards:
         sizes = card["sizes"]
         table.add_row(
@@ -290,6 +324,8 @@ def train(
             f"{card['test_rmse']:.4f}", f"{card['fit_seconds']:.1f}",
         )  # fmt: skip
     console.print(table)
+    if cards:
+        console.print(f"labels: {cards[0]['labeler']}; {cards[0].get('left_out', 0)} rows left out")
 
 
 @app.command()
@@ -328,8 +364,10 @@ def predict(
         str, typer.Option(help="rf (or a regressor name), allegro, allegro-sequential, ...")
     ] = "rf",
     limits: LimitsOpt = "all",
+    labels: LabelsOpt = "relaxed",
 ) -> None:
     """Predict the energy above hull of every configuration with a family, per limit."""
+    from qcapprox.models import family_key
     from qcapprox.prediction import predict_store
 
     with Progress(
@@ -341,10 +379,11 @@ def predict(
             backbone,
             _limits(limits),
             progress=lambda d, t: bar.update(job, completed=d, total=t),
+            labels=labels,
         )
     console.print(
-        f"{store}: predictions/{backbone} for limits {done or 'none new'} "
-        "(energies above hull, eV/atom, models trained on CHGNet stand-in labels)"
+        f"{store}: predictions/{family_key(backbone, labels)} for limits {done or 'none new'} "
+        f"(energies above hull, eV/atom, models trained on {labels} CHGNet stand-in labels)"
     )
 
 

@@ -1,9 +1,17 @@
 """Label a store with any ASE calculator: resumable, parallel on dask.distributed.
 
-Every configuration is decorated (vacancies removed, dopant substituted) at the parent
-geometry and its single-point total energy E_total (eV) is computed, with forces and stress
-when the calculator gives them. From E_total and the atom counts the formation energy
-(eq. 1) and the energy above the hull (eq. 2) follow with `qcapprox.hull.Hull`.
+Two label sets, side by side in the store (docs/store.md):
+
+- **relaxed** (the target of the study, section 3.4): every configuration is decorated at
+  the parent geometry (vacancies removed, dopant substituted), then its positions and cell
+  are relaxed (ASE `FrechetCellFilter`) with an ASE optimizer until the largest force,
+  cell components included, is below `fmax` (0.05 eV/A by default) or the step cap is hit
+  (then it is flagged unconverged and left out of training). E_total of the relaxed
+  structure is the label; the single point at the start is kept as well.
+- **single-point**: E_total at the parent geometry, with forces and stress: the cheap screen.
+
+From E_total and the atom counts the formation energy (eq. 1) and the energy above the
+hull (eq. 2) follow with `qcapprox.hull.Hull`.
 
 The bundled labeler is CHGNet (weights in its wheel, offline): a stand-in for the DFT
 (VASP) labels of the study. `--calculator module:factory` takes any ASE calculator, e.g. a
@@ -11,62 +19,56 @@ VASP factory on a SLURM cluster behind a dask-jobqueue scheduler (`--scheduler A
 
 Chunks of configurations run on dask workers (a LocalCluster of processes by default);
 this process alone writes: finished chunks are committed to the journal
-`<store>.labels.partial/`, and when all are done the labels are added to a copy of the store
-which then replaces it. A killed run restarts where it stopped and recomputes nothing
+`<store>.labels-<kind>.partial/`, and when all are done the labels are added to a copy of the
+store which then replaces it. A killed run restarts where it stopped and recomputes nothing
 committed. A structure whose calculation fails is recorded with its error and skipped.
-
-Added to the store:
-
-    labels/energy            (n,) float64, total energy, eV (NaN where failed)
-    labels/formation_energy  (n,) float64, eV/atom (eq. 1)
-    labels/e_above_hull      (n,) float64, eV/atom (eq. 2), negative = below the hull
-    labels/error             (n,) str, "" or the error of a failed structure
-    labels/forces            (sum of atoms, 3) float64, eV/A, rows in decorated atom order
-    labels/forces_offset     (n + 1,) int64, configuration i owns rows offset[i]:offset[i+1]
-    labels/stress            (n, 6) float64, eV/A^3, Voigt order (NaN if not given)
-    labels attrs: calculator, calculator_version, settings, stand_in_for_dft, references
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import h5py
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.filters import FrechetCellFilter
+from ase.optimize.optimize import Optimizer
 
 from qcapprox.errors import QcapproxError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
-from qcapprox.store import Journal, Store, write_atomically
+from qcapprox.store import LABEL_KINDS, Journal, Store, write_atomically
 
 DEFAULT_CALCULATOR = "chgnet"
+SINGLE_POINT = "single point at the parent geometry"
 
 
 class LabelingError(QcapproxError):
     """A labeling run cannot start (unknown calculator, store already labelled, ...)."""
 
 
-def calculator_info(spec: str) -> dict[str, str]:
-    """Name, version and settings of a calculator spec, for provenance."""
+def calculator_info(spec: str, relaxation: Relaxation | None = None) -> dict[str, str]:
+    """Name, version and settings of a calculator spec (and relaxation), for provenance."""
+    how = SINGLE_POINT if relaxation is None else relaxation.settings
     if spec == DEFAULT_CALCULATOR:
         return {
             "calculator": "chgnet",
             "calculator_version": _version("chgnet"),
-            "settings": "CHGNetCalculator(use_device='cpu'), pretrained weights 0.3.0, "
-            "single point at the parent geometry",
+            "settings": f"CHGNetCalculator(use_device='cpu'), pretrained weights 0.3.0; {how}",
         }
     module = spec.partition(":")[0]
     return {
         "calculator": spec,
         "calculator_version": _version(module.split(".")[0]),
-        "settings": f"factory {spec}()",
+        "settings": f"factory {spec}(); {how}",
     }
 
 
@@ -84,16 +86,22 @@ def make_calculator(spec: str) -> Calculator:
     Cached per process, so every dask worker builds its calculator once.
     """
     if spec == DEFAULT_CALCULATOR:
+        import scipy.linalg  # noqa: F401  (loaded before its BLAS is limited)
         import torch
         from chgnet.model.dynamics import CHGNetCalculator
+        from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(int(os.environ.get("QCAPPROX_TORCH_THREADS", "1")))
+        threads = int(os.environ.get("QCAPPROX_TORCH_THREADS", "1"))
+        torch.set_num_threads(threads)
+        # BLAS too: the cell filter does small dense algebra every step, and a BLAS that
+        # spreads 3x3 solves over all cores takes 2.5x the model's time (benchmarks/)
+        threadpool_limits(threads)
         return CHGNetCalculator(use_device="cpu")
     module, _, name = spec.partition(":")
     if not name:
         raise LabelingError(f"calculator {spec!r}: use 'chgnet' or 'module:factory'")
     try:
-        factory = getattr(importlib.import_module(module), name)
+        factory = getattr(import_module(module), name)
     except (ImportError, AttributeError) as err:
         raise LabelingError(f"calculator {spec!r}: cannot import {name} from {module}") from err
     calc = factory()
@@ -102,67 +110,155 @@ def make_calculator(spec: str) -> Calculator:
     return calc
 
 
+@dataclass(frozen=True)
+class Relaxation:
+    """How a structure is relaxed: positions and cell (ASE `FrechetCellFilter`) with an ASE
+    optimizer until max_i |F_i| < fmax (eV/A; the filter's cell forces count as well) or
+    `max_steps` optimizer steps (then the structure is flagged unconverged)."""
+
+    fmax: float = 0.05
+    max_steps: int = 300
+    optimizer: str = "FIRE"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise LabelingError(
+                f"optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}"
+            )
+        if not (self.fmax > 0 and self.max_steps > 0):
+            raise LabelingError("relaxation needs fmax > 0 and max_steps > 0")
+
+    @property
+    def settings(self) -> str:
+        """One line for provenance."""
+        return (
+            f"relaxed: FrechetCellFilter + {self.optimizer}, fmax {self.fmax} eV/A, "
+            f"at most {self.max_steps} steps, from the parent geometry"
+        )
+
+    def start(self, atoms: Atoms) -> Optimizer:
+        """The optimizer of `atoms` (with its calculator) on its FrechetCellFilter; the
+        Precon* optimizers use ASE's Exp preconditioner (Packwood et al. 2016)."""
+        module = "ase.optimize.precon" if self.optimizer.startswith("Precon") else "ase.optimize"
+        optimizer = getattr(import_module(module), self.optimizer)
+        extra = {"precon": "Exp"} if self.optimizer.startswith("Precon") else {}
+        return optimizer(FrechetCellFilter(atoms), logfile=None, **extra)
+
+    def run(self, atoms: Atoms) -> tuple[int, bool]:
+        """Relax `atoms` (with its calculator) in place; (steps taken, converged)."""
+        opt = self.start(atoms)
+        converged = bool(opt.run(fmax=self.fmax, steps=self.max_steps))
+        return int(opt.nsteps), converged
+
+
+OPTIMIZERS = ("FIRE", "FIRE2", "BFGS", "LBFGS", "BFGSLineSearch", "PreconLBFGS", "PreconFIRE")
+
+
+def internal_displacement(initial: Atoms, final: Atoms) -> float:
+    """Largest atomic displacement of a relaxation without its homogeneous strain, Angstrom:
+    max_i |((s_i' - s_i) mod 1) h0|, with s the fractional coordinates before (s) and after
+    (s') and h0 the initial cell (differences wrapped to the nearest image)."""
+    delta = final.get_scaled_positions(wrap=False) - initial.get_scaled_positions(wrap=False)
+    delta -= np.round(delta)
+    return float(np.linalg.norm(delta @ initial.cell[:], axis=1).max(initial=0.0))
+
+
 def label_chunk(
-    spec: str, parent: Parent, rows: np.ndarray, occupancy: np.ndarray
+    spec: str,
+    parent: Parent,
+    rows: np.ndarray,
+    occupancy: np.ndarray,
+    relaxation: Relaxation | None = None,
 ) -> dict[str, np.ndarray]:
-    """Single points of a chunk of configurations (runs on a worker)."""
+    """Single points (and, with a relaxation, relaxed energies) of a chunk of configurations
+    (runs on a worker). Arrays per structure; per-atom arrays are concatenated in row order."""
     calc = make_calculator(spec)
-    energy = np.full(len(rows), np.nan)
-    stress = np.full((len(rows), 6), np.nan)
-    errors, forces, counts = [], [], []
+    n = len(rows)
+    out: dict[str, list] = {key: [] for key in ("forces", "natoms", "error", "positions")}
+    single = np.full(n, np.nan)
+    stress = np.full((n, 6), np.nan)
+    energy, steps = np.full(n, np.nan), np.zeros(n, dtype=np.int32)
+    converged, displacement = np.zeros(n, dtype=bool), np.full(n, np.nan)
+    cell = np.full((n, 3, 3), np.nan)
     for k, occ in enumerate(occupancy):
         atoms = parent.decorate(occ)
+        initial = atoms.copy()
         atoms.calc = calc
+        out["natoms"].append(len(atoms))
+        forces = np.full((len(atoms), 3), np.nan)
         try:
-            energy[k] = atoms.get_potential_energy()
-            forces.append(np.asarray(atoms.get_forces(), dtype=float))
+            single[k] = atoms.get_potential_energy()
+            forces = np.asarray(atoms.get_forces(), dtype=float)
             if "stress" in getattr(calc, "implemented_properties", ()):
                 stress[k] = atoms.get_stress(voigt=True)
-            errors.append("")
+            if relaxation is not None:
+                steps[k], converged[k] = relaxation.run(atoms)
+                energy[k] = atoms.get_potential_energy()
+                displacement[k] = internal_displacement(initial, atoms)
+            out["error"].append("")
         except Exception as err:  # a failed structure is recorded, not fatal
-            forces.append(np.full((len(atoms), 3), np.nan))
-            errors.append(f"{type(err).__name__}: {err}")
-        counts.append(len(atoms))
-    return {
+            out["error"].append(f"{type(err).__name__}: {err}")
+        out["forces"].append(forces)
+        out["positions"].append(atoms.positions)
+        cell[k] = atoms.cell[:]
+    result = {
         "row": rows,
-        "energy": energy,
+        "single_point": single,
         "stress": stress,
-        "forces": np.concatenate(forces),
-        "natoms": np.array(counts, dtype=np.int64),
-        "error": np.array(errors, dtype=str),
+        "forces": np.concatenate(out["forces"]),
+        "natoms": np.array(out["natoms"], dtype=np.int64),
+        "error": np.array(out["error"], dtype=str),
     }
+    if relaxation is not None:
+        result |= {
+            "energy": energy,
+            "steps": steps,
+            "converged": converged,
+            "max_displacement": displacement,
+            "cell": cell,
+            "positions": np.concatenate(out["positions"]),
+        }
+    return result
 
 
-def label_journal(path: Path, store: Store, calculator: str) -> Journal:
+def label_journal(
+    path: Path, store: Store, calculator: str, relaxation: Relaxation | None = None
+) -> Journal:
     """The resumable journal of labeling `store` (at `path`) with a calculator spec."""
+    kind = "single-point" if relaxation is None else "relaxed"
     identity = {
         "store_sha256": store.attrs["parent_sha256"],
         "recipe": str(store.attrs["recipe"]),
         "rows": len(store),
-        **calculator_info(calculator),
+        **calculator_info(calculator, relaxation),
     }
-    return Journal(path.with_name(path.name + ".labels"), identity)
+    return Journal(path.with_name(f"{path.name}.labels-{kind}"), identity)
 
 
 def label_store(
     path: str | Path,
     calculator: str = DEFAULT_CALCULATOR,
+    relaxation: Relaxation | None = None,
     scheduler: str | None = None,
     n_workers: int = 2,
     chunk_size: int = 16,
     hull: Hull | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Label every configuration of a store; returns the number of failed structures."""
+    """Label every configuration of a store, relaxed (with a `relaxation`) or as single
+    points; returns the number of failed structures. Relaxing also stores the single points
+    unless the store has them already."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     path = Path(path)
     store = Store(path)
-    if store.labels is not None:
-        raise LabelingError(f"{path} is already labelled ({store.labels_attrs['calculator']})")
+    kind = "single-point" if relaxation is None else "relaxed"
+    if kind in store.labels:
+        raise LabelingError(
+            f"{path} already has {kind} labels ({store.labels[kind].attrs['calculator']})"
+        )
     hull = hull or Hull.load(store.parent.dopant)
-    info = calculator_info(calculator)
-    journal = label_journal(path, store, calculator)
+    journal = label_journal(path, store, calculator, relaxation)
     done = np.zeros(len(store), dtype=bool)
     for segment in journal.load():
         done[segment["row"]] = True
@@ -181,7 +277,7 @@ def label_store(
             chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
             futures = [
                 client.submit(label_chunk, calculator, parent, rows, store.occupancy[rows],
-                              pure=False)
+                              relaxation, pure=False)
                 for rows in chunks
             ]  # fmt: skip
             for future in as_completed(futures):
@@ -193,47 +289,56 @@ def label_store(
                 future.release()
         if cluster is not None:
             cluster.close()
-    failed = _write_labels(path, store, journal, hull, info)
+    kinds = [kind]
+    if relaxation is not None and "single-point" not in store.labels:
+        kinds.append("single-point")  # the relaxation's first step, kept
+    info = calculator_info(calculator, relaxation)
+    failed = write_labels(path, store, journal, hull, info, kinds)
     journal.remove()
     return failed
 
 
-def _write_labels(path: Path, store: Store, journal: Journal, hull: Hull, info: dict) -> int:
-    """Add the labels group to the store (copy, extend, rename)."""
-    n = len(store)
-    energy = np.full(n, np.nan)
-    stress = np.full((n, 6), np.nan)
-    error = np.empty(n, dtype=object)
-    natoms = np.zeros(n, dtype=np.int64)
-    pieces: dict[int, np.ndarray] = {}
-    for seg in journal.load():
-        offsets = np.concatenate([[0], np.cumsum(seg["natoms"])])
-        for k, row in enumerate(seg["row"]):
-            energy[row], stress[row], error[row] = (
-                seg["energy"][k],
-                seg["stress"][k],
-                seg["error"][k],
-            )
-            natoms[row] = seg["natoms"][k]
-            pieces[int(row)] = seg["forces"][offsets[k] : offsets[k + 1]]
-    if (natoms == 0).any():
+def _gather(journal: Journal, n: int, path: Path) -> dict[str, np.ndarray]:
+    """The journal's segments as whole columns in row order (per-atom arrays with offsets)."""
+    segments = list(journal.load())
+    rows = np.concatenate([seg["row"] for seg in segments])
+    if len(rows) != n or not np.array_equal(np.sort(rows), np.arange(n)):
         raise StoreError(f"{path}: the labels journal misses rows; run `qcapprox label` again")
-    n_host, n_dop = store.parent.formula_counts(store.occupancy)
-    e_form = hull.formation_energy(energy, n_host, n_dop)
-    e_hull = hull.e_above_hull(energy, n_host, n_dop)
+    order = np.argsort(rows)
+    columns: dict[str, np.ndarray] = {}
+    for key in segments[0]:
+        if key in PER_ATOM:
+            continue
+        columns[key] = np.concatenate([seg[key] for seg in segments])[order]
+    natoms = np.concatenate([seg["natoms"] for seg in segments])
+    starts = np.concatenate([[0], np.cumsum(natoms)])
+    for key in PER_ATOM:
+        if key not in segments[0]:
+            continue
+        flat = np.concatenate([seg[key] for seg in segments])
+        columns[key] = np.concatenate([flat[starts[i] : starts[i + 1]] for i in order])
+    columns["offset"] = np.concatenate([[0], np.cumsum(columns["natoms"])])
+    return columns
 
-    def fill(handle: h5py.File) -> None:
-        group = handle.create_group("labels")
+
+PER_ATOM = ("forces", "positions")
+
+
+def write_labels(
+    path: Path, store: Store, journal: Journal, hull: Hull, info: dict, kinds: list[str]
+) -> int:
+    """Add the label sets `kinds` (labels/relaxed, labels/single-point) from the journal to a
+    copy of the store, then rename; returns the number of failed rows."""
+    columns = _gather(journal, len(store), path)
+    n_host, n_dop = store.parent.formula_counts(store.occupancy)
+    error = columns["error"].astype(str)
+
+    def hull_columns(group: h5py.Group, energy: np.ndarray, converged: np.ndarray) -> None:
         group["energy"] = energy
-        group["formation_energy"] = e_form
-        group["e_above_hull"] = e_hull
-        group.create_dataset("error", data=error.astype(str).tolist(), dtype=h5py.string_dtype())
-        group.create_dataset(
-            "forces", data=np.concatenate([pieces[i] for i in range(n)]),
-            chunks=True, compression="gzip", shuffle=True,
-        )  # fmt: skip
-        group["forces_offset"] = np.concatenate([[0], np.cumsum(natoms)])
-        group["stress"] = stress
+        group["formation_energy"] = hull.formation_energy(energy, n_host, n_dop)
+        group["e_above_hull"] = hull.e_above_hull(energy, n_host, n_dop)
+        group["converged"] = converged
+        group.create_dataset("error", data=error.tolist(), dtype=h5py.string_dtype())
         for key, value in info.items():
             group.attrs[key] = value
         group.attrs["stand_in_for_dft"] = info["calculator"] == DEFAULT_CALCULATOR
@@ -241,20 +346,43 @@ def _write_labels(path: Path, store: Store, journal: Journal, hull: Hull, info: 
             {"source": hull.source, "stable": list(hull.stable_names)}
         )
 
+    def per_atom(group: h5py.Group, key: str) -> None:
+        group.create_dataset(
+            key, data=columns[key], chunks=True, compression="gzip", shuffle=True
+        )
+        group["atoms_offset"] = columns["offset"]
+
+    def fill(handle: h5py.File) -> None:
+        if "single-point" in kinds:
+            group = handle.create_group("labels/single-point")
+            hull_columns(group, columns["single_point"], np.isfinite(columns["single_point"]))
+            group.attrs["settings"] = str(info["settings"]).split(";")[0] + "; " + SINGLE_POINT
+            per_atom(group, "forces")
+            group["stress"] = columns["stress"]
+        if "relaxed" in kinds:
+            group = handle.create_group("labels/relaxed")
+            hull_columns(group, columns["energy"], columns["converged"])
+            for key in ("steps", "max_displacement", "cell"):
+                group[key] = columns[key]
+            per_atom(group, "positions")
+
     write_atomically(path, fill, base=path)
     return int((error != "").sum())
 
 
 def import_energies(
-    store_path: str | Path, structures: str | Path, hull: Hull | None = None
+    store_path: str | Path,
+    structures: str | Path,
+    kind: str = "relaxed",
+    hull: Hull | None = None,
 ) -> int:
     """Label a store from structures with energies (extxyz, VASP OUTCAR/vasprun, any ASE
     format), e.g. the DFT results of the study. Returns the number of structures matched.
 
     Each structure is matched to its configuration with `Parent.identify` (any atom order,
-    relaxed or not) and its total energy becomes the label; forces and stress are not
-    imported (they belong to another geometry). Configurations without a structure get
-    NaN and the error "no structure".
+    relaxed or not) and its total energy becomes the label of `kind` ("relaxed" for the
+    energies of relaxed structures, the default; "single-point" for the parent geometry).
+    Configurations without a structure get NaN and the error "no structure".
     """
     from ase.io import read
 
@@ -262,8 +390,10 @@ def import_energies(
 
     store_path, structures = Path(store_path), Path(structures)
     store = Store(store_path)
-    if store.labels is not None:
-        raise LabelingError(f"{store_path} is already labelled")
+    if kind not in LABEL_KINDS:
+        raise LabelingError(f"unknown label set {kind!r}: use one of {', '.join(LABEL_KINDS)}")
+    if kind in store.labels:
+        raise LabelingError(f"{store_path} already has {kind} labels")
     hull = hull or Hull.load(store.parent.dopant)
     enumerator = Enumerator.from_parent(store.parent)
     energy = np.full(len(store), np.nan)
@@ -286,20 +416,31 @@ def import_energies(
     info = {
         "calculator": f"imported from {structures.name}",
         "calculator_version": "",
-        "settings": "total energies of the given structures",
+        "settings": f"{kind} total energies of the given structures",
     }
-    journal = Journal(store_path.with_name(store_path.name + ".labels"), info)
-    journal.add(
-        len(store),
-        {
-            "row": np.arange(len(store)),
+    n = len(store)
+    missing = np.isnan(energy)
+    columns = {
+        "row": np.arange(n),
+        "natoms": natoms,
+        "error": np.where(missing, "no structure", ""),
+        "stress": np.full((n, 6), np.nan),
+        "forces": np.full((int(natoms.sum()), 3), np.nan),
+    }
+    if kind == "single-point":
+        columns["single_point"] = energy
+    else:
+        columns |= {
+            "single_point": np.full(n, np.nan),
             "energy": energy,
-            "stress": np.full((len(store), 6), np.nan),
-            "forces": np.full((int(natoms.sum()), 3), np.nan),
-            "natoms": natoms,
-            "error": np.where(np.isnan(energy), "no structure", ""),
-        },
-    )
-    _write_labels(store_path, store, journal, hull, info)
+            "steps": np.zeros(n, dtype=np.int32),
+            "converged": ~missing,
+            "max_displacement": np.full(n, np.nan),
+            "cell": np.full((n, 3, 3), np.nan),
+            "positions": np.full((int(natoms.sum()), 3), np.nan),
+        }
+    journal = Journal(store_path.with_name(f"{store_path.name}.labels-import"), info)
+    journal.add(n, columns)
+    write_labels(store_path, store, journal, hull, info, [kind])
     journal.remove()
-    return int(np.isfinite(energy).sum())
+    return int((~missing).sum())

@@ -1,6 +1,6 @@
 """The HDF5 store: one file per set of configurations, append-only and resumable.
 
-Schema version 1 (attributes on the root: `format` = "qcapprox-store", `schema_version`):
+Schema version 2 (attributes on the root: `format` = "qcapprox-store", `schema_version`):
 
     /                      attrs: dopant, host, recipe (TOML text), recipe_name, seed,
                            symprec, spacegroup, parent_source, versions (JSON of package
@@ -16,6 +16,8 @@ Schema version 1 (attributes on the root: `format` = "qcapprox-store", `schema_v
     /configs/multiplicity  (n,) int64, orbit size under the parent's group
     /configs/composition   (n, 2 n_orbits) int16, (A4 vac, A4 M, A5 vac, A5 M)
     /configs/task          (n,) int32, index of the recipe task that produced the row
+    /labels/<kind>/...     label sets added by `qcapprox label` (docs/store.md): kind is
+                           "relaxed" (the target) or "single-point"
 
 Datasets are chunked (8192 rows) and gzip-compressed. HDF5 itself is not safe against a
 process killed in mid-write, so a run never writes into a finished file in place: its
@@ -35,6 +37,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -46,7 +49,10 @@ from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 
 FORMAT = "qcapprox-store"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RELAXED, SINGLE_POINT = "relaxed", "single-point"
+LABEL_KINDS = (RELAXED, SINGLE_POINT)
+LABEL_FIELDS = ("energy", "formation_energy", "e_above_hull", "converged")
 CONFIG_FIELDS = ("id", "occupancy", "multiplicity", "composition", "task")
 CHUNK_ROWS = 8192
 PACKAGES = ("qcapprox", "numpy", "ase", "spglib", "pymatgen", "h5py")
@@ -113,16 +119,11 @@ class Store:
             self._configs = {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
             self.parent = _read_parent(handle, self.path)
             self.split: np.ndarray | None = handle["split"][:] if "split" in handle else None
-            self.labels: dict[str, np.ndarray] | None = None
-            self.labels_attrs: dict = {}
-            if "labels" in handle:
-                group = handle["labels"]
-                self.labels = {
-                    key: group[key][:]
-                    for key in ("energy", "formation_energy", "e_above_hull", "stress")
-                }
-                self.labels["error"] = group["error"].asstr()[:]
-                self.labels_attrs = dict(group.attrs)
+            self.labels: dict[str, Labels] = {
+                kind: Labels.read(handle[f"labels/{kind}"], kind)
+                for kind in LABEL_KINDS
+                if f"labels/{kind}" in handle
+            }
 
     def __len__(self) -> int:
         return len(self._configs["id"])
@@ -147,6 +148,24 @@ class Store:
         """(n, 4) counts (A4 vac, A4 M, A5 vac, A5 M)."""
         return self._configs["composition"]
 
+    @property
+    def task(self) -> np.ndarray:
+        """Index of the recipe task that produced every row."""
+        return self._configs["task"]
+
+    def label_set(self, kind: str) -> Labels:
+        """The labels of one kind ("relaxed" or "single-point"); a clear error if absent."""
+        if kind not in LABEL_KINDS:
+            raise StoreError(f"unknown label set {kind!r}: use one of {', '.join(LABEL_KINDS)}")
+        if kind not in self.labels:
+            have = ", ".join(self.labels) or "none"
+            flag = " --relax" if kind == "relaxed" else ""
+            raise StoreError(
+                f"{self.path} has no {kind} labels (it has: {have}); run "
+                f"`qcapprox label {self.path}{flag}` or choose --labels"
+            )
+        return self.labels[kind]
+
     def row(self, config_id: int) -> int:
         """Row of a configuration id."""
         hits = np.flatnonzero(self.ids == config_id)
@@ -159,6 +178,47 @@ class Store:
         atoms = self.parent.decorate(self.occupancy[self.row(config_id)])
         atoms.info["config_id"] = int(config_id)
         return atoms
+
+
+@dataclass(frozen=True)
+class Labels:
+    """One label set of a store: total energies (eV) and the hull quantities derived from
+    them (eV/atom, eqs. 1 and 2 of the study), per row.
+
+    kind: "relaxed" (positions and cell relaxed: the target) or "single-point" (the parent
+    geometry). converged: False where a relaxation hit its step cap (always True for single
+    points); error: "" or the error of a failed structure. usable = finite and converged.
+    """
+
+    kind: str
+    energy: np.ndarray
+    formation_energy: np.ndarray
+    e_above_hull: np.ndarray
+    converged: np.ndarray
+    error: np.ndarray
+    attrs: dict
+
+    @classmethod
+    def read(cls, group: h5py.Group, kind: str) -> Labels:
+        """Read a labels/<kind> group."""
+        return cls(
+            kind,
+            *(group[key][:] for key in LABEL_FIELDS),
+            error=group["error"].asstr()[:],
+            attrs=dict(group.attrs),
+        )
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Rows fit to train or test on: a finite label from a converged calculation."""
+        return np.isfinite(self.e_above_hull) & self.converged.astype(bool)
+
+    @property
+    def describe(self) -> str:
+        """One line naming the labels, for every output that shows them."""
+        who = str(self.attrs.get("calculator", "?"))
+        note = " (stand-in for DFT)" if self.attrs.get("stand_in_for_dft") else ""
+        return f"{self.kind} labels from {who}{note}"
 
 
 def _read_parent(handle: h5py.File, path: Path) -> Parent:
