@@ -39,9 +39,9 @@ MASKS = np.array(
 def test_recall_by_hand() -> None:
     np.testing.assert_allclose(analysis.recall(MASKS), [2 / 4, 2 / 4, 0.0, 1.0])
     np.testing.assert_allclose(analysis.recall(MASKS, reference=0), [1.0, 0.5, 0.0, 1.0])
-    # empty reference: nothing to recall, undefined -> NaN (or the value asked for)
-    assert np.isnan(analysis.recall(MASKS, reference=2)).all()
-    np.testing.assert_array_equal(analysis.recall(MASKS, reference=2, empty=1.0), [1.0] * 4)
+    # empty reference: nothing to miss, the study's convention gives 1 (or the value asked for)
+    np.testing.assert_array_equal(analysis.recall(MASKS, reference=2), [1.0] * 4)
+    assert np.isnan(analysis.recall(MASKS, reference=2, empty=np.nan)).all()
     # unavailable limits are NaN; an unavailable reference makes everything NaN
     valid = np.array([True, False, True, True])
     np.testing.assert_allclose(analysis.recall(MASKS, valid=valid), [0.5, np.nan, 0.0, 1.0])
@@ -85,6 +85,10 @@ def test_rmse_and_similarity_by_hand() -> None:
     assert sim[0, 0] == 1.0
     assert sim[0, 1] == pytest.approx(1 - np.sqrt(0.03**2 / 3) / 0.02)
     assert sim[0, 1] == sim[1, 0] and np.isnan(sim[0, 2])
+    diff = analysis.rmse_difference(rmse)
+    assert diff[0, 1] == pytest.approx(np.sqrt(0.03**2 / 3)) and diff[1, 1] == 0.0
+    # a negative mean target (relaxed labels below the hull) flips eq. 4 above 1
+    assert analysis.similarity_score(rmse, -0.02)[0, 1] > 1.0
 
 
 def test_robust_candidates_against_loops() -> None:

@@ -63,14 +63,14 @@ def recall(
     masks: np.ndarray,
     reference: int = -1,
     valid: np.ndarray | None = None,
-    empty: float = np.nan,
+    empty: float = 1.0,
 ) -> np.ndarray:
     """Recall of every set against B_ref taken as ground truth (limit 24 by default).
 
-    recall_k = |B_k ∩ B_ref| / |B_ref|. When B_ref is empty there is nothing to recall
-    and the value is undefined: every entry is `empty` (NaN by default, shown as "n/a").
-    Unavailable limits (`valid` False) are NaN; if the reference itself is unavailable,
-    all entries are NaN.
+    recall_k = |B_k ∩ B_ref| / |B_ref|. When B_ref is empty there is nothing to miss and the
+    ratio is 0/0: the study's convention (its Random Forest recall is 1 where RF finds no
+    candidate) makes every entry 1 (`empty`). Unavailable limits (`valid` False) are NaN; if
+    the reference itself is unavailable, all entries are NaN.
     """
     m = np.asarray(masks, dtype=bool)
     ref = m[reference]
@@ -189,11 +189,18 @@ def rmse(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
 def similarity_score(rmse_values: np.ndarray, mean: float) -> np.ndarray:
     """Eq. 4: SimilarityScore_ij = 1 - |RMSE_i - RMSE_j| / ȳ, ȳ the mean of the test targets.
 
-    1 on the diagonal; NaN where an RMSE is missing. ȳ is used as given (the paper's
-    definition), so a test set with a mean near zero magnifies the differences.
+    1 on the diagonal; NaN where an RMSE is missing. ȳ is used as the study writes it. It
+    is ill-conditioned for relaxed targets: ȳ (energy above the hull) can be near zero or
+    negative, which magnifies the differences or flips the sign of the score; read
+    `rmse_difference` (the same comparison in eV/atom) beside it.
     """
+    return 1.0 - rmse_difference(rmse_values) / float(mean)
+
+
+def rmse_difference(rmse_values: np.ndarray) -> np.ndarray:
+    """|RMSE_i - RMSE_j| (eV/atom): the plain difference behind eq. 4; NaN where missing."""
     r = np.asarray(rmse_values, dtype=float)
-    return 1.0 - np.abs(r[:, None] - r[None, :]) / float(mean)
+    return np.abs(r[:, None] - r[None, :])
 
 
 @dataclass(frozen=True)
