@@ -108,7 +108,9 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
         return stamp[0]
 
     def shown() -> bool:
-        return app.shown == app._candidates_request()
+        """The cell's candidates are on screen (or not shown at all: Limits tab, no preview)."""
+        listed = app._active_tab() == "candidates" or app.query_one("#preview").display
+        return app.shown == app._candidates_request() or not listed
 
     async def timed(name: str, keys: list[str], changed) -> None:
         """Press `keys` back to back; the clock stops at the first repaint after `changed`."""

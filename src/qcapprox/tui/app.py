@@ -333,11 +333,11 @@ class QcapproxApp(App[None]):
         if self._busy_timer is not None:
             self._busy_timer.stop()
             self._busy_timer = None
-        self.query_one("#busy").display = False
+        self.query("#busy").set(display=False)  # a query: the screen may be closing
 
     def _show_busy(self) -> None:
         self._busy_timer = None
-        self.query_one("#busy").display = self._working()
+        self.query("#busy").set(display=self._working())
 
     # ------------------------------------------------------------------ help, palette, notice
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:

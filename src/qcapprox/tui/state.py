@@ -23,9 +23,10 @@ SETS = ("both", "only_i", "only_j")
 SORTS = ("E@i", "E@j", "mult", "comp", "id")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Family:
-    """The below-hull analysis of one family (dopant, backbone) at one threshold.
+    """The below-hull analysis of one family (dopant, backbone) at one threshold (compared
+    by identity: its arrays have no single truth value).
 
     fraction: |B_k| / n, the share of the n configurations below the threshold;
     rmse_difference: |RMSE_i - RMSE_j| in eV/atom, the plain form of the SimilarityScore.
@@ -75,9 +76,10 @@ def analyse_family(results: Results, dopant: str, backbone: str, threshold: floa
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class View:
-    """Everything the screens need for one selection."""
+    """Everything the screens need for one selection (compared by identity, so requests
+    holding a view compare safely)."""
 
     dopant: str
     threshold: float
