@@ -39,6 +39,17 @@ PALETTE = (
 )
 SHADES = (" ", "░", "▒", "▓", "█")
 MISSING = "-"
+MARK = Style(bold=True, underline=True)
+DIM = Style(dim=True)
+ITALIC = Style(italic=True)
+PLAIN = Style()
+CURSOR = Style(reverse=True, bold=True)
+# a number on a coloured ground (dark text on the bright 40%), or a coloured shade glyph
+NUMBER_STYLES = tuple(
+    Style(bgcolor=c, color="#000000" if k >= len(PALETTE) * 6 // 10 else "#ffffff")
+    for k, c in enumerate(PALETTE)
+)
+SHADE_STYLES = tuple(Style(color=c) for c in PALETTE)
 
 
 def _levels(values: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
@@ -117,6 +128,7 @@ class Heatmap(Widget, can_focus=True):
         self.kind = "count"
         self.extra: list[tuple[str, np.ndarray, str]] = []
         self.empty = ""
+        self._cache: tuple[int, tuple] | None = None
 
     # ------------------------------------------------------------------ data
     def set_data(
@@ -132,6 +144,7 @@ class Heatmap(Widget, can_focus=True):
         self.kind = kind
         self.extra = [(label, np.asarray(v, dtype=float), k) for label, v, k in extra]
         self.empty = empty
+        self._cache = None
         self.refresh(layout=True)
 
     def value(self, i: int | None = None, j: int | None = None) -> float:
@@ -185,15 +198,12 @@ class Heatmap(Widget, can_focus=True):
     ) -> tuple[str, Style]:
         """Text and style of one cell: a number on a coloured ground, or a shade glyph."""
         if level < 0:
-            return MISSING.rjust(cw - 1), Style(dim=True)
+            return MISSING.rjust(cw - 1), DIM
         if numbers:
             text = number(value, kind, cw - 1)
-            bright = level >= n_levels * 6 // 10
-            return text.rjust(cw - 1), Style(
-                bgcolor=PALETTE[level], color="#000000" if bright else "#ffffff"
-            )
+            return text.rjust(cw - 1), NUMBER_STYLES[level]
         shade = SHADES[min(level * len(SHADES) // n_levels, len(SHADES) - 1)]
-        return shade * (cw - 1), Style(color=PALETTE[level])
+        return shade * (cw - 1), SHADE_STYLES[level]
 
     def _header(self, cw: int, cj: int, mark: Style, dim: Style) -> list[Text]:
         """Column labels right-aligned on their cells; labels wider than a cell are
@@ -222,7 +232,7 @@ class Heatmap(Widget, can_focus=True):
         a missing value."""
         lo, hi = _range(self.matrix, self.kind)
         if not np.isfinite(self.matrix).any():
-            return Text(self.empty or "- no data", Style(italic=True))
+            return Text(self.empty or "- no data", ITALIC)
         line = Text()
         if numbers:
             for colour in PALETTE:
@@ -231,40 +241,32 @@ class Heatmap(Widget, can_focus=True):
             for k, shade in enumerate(SHADES[1:]):
                 line.append(shade, Style(color=PALETTE[(k + 1) * len(PALETTE) // len(SHADES)]))
         low, high = number(lo, self.kind, 6), number(hi, self.kind, 6)
-        line.append(f" {low} → {high} · - none", Style(italic=True))
+        line.append(f" {low} → {high} · - none", ITALIC)
         if self.empty:
-            line.append(f" · {self.empty}", Style(italic=True))
+            line.append(f" · {self.empty}", ITALIC)
         return line
 
-    def render(self) -> Text:
-        cw = self.cell_width()
-        lw = self.label_width
+    def _grid(self, cw: int) -> tuple[list[list[tuple[str, Style]]], list[list[str]], bool]:
+        """Texts and styles of every cell and extra row at cell width `cw`, cached until
+        the data or the width change (a cursor move only redraws)."""
+        if self._cache is not None and self._cache[0] == cw:
+            return self._cache[1]
         n = len(self.labels)
-        ci, cj = self.cursor
         n_levels = len(PALETTE)
-        mark = Style(bold=True, underline=True)
-        dim = Style(dim=True)
-        cursor_style = Style(reverse=True, bold=True)
-        lines = self._header(cw, cj, mark, dim)
         lo, hi = _range(self.matrix, self.kind)
         levels = _levels(self.matrix, lo, hi, n_levels)
         numbers = self._numbers_fit(cw)
-        for i in range(n):
-            line = Text(self.labels[i].rjust(lw - 1), mark if i == ci else dim)
-            line.append(" ")
-            for j in range(n):
-                text, style = self._cell(
-                    self.matrix[i, j], levels[i, j], self.kind, cw, n_levels, numbers
-                )
-                if (i, j) == (ci, cj):
-                    style = style + cursor_style if self.has_focus else style + mark
-                line.append(text, style)
-                line.append(" ")
-            lines.append(line)
-        for label, values, kind in self.extra:
+        cells = [
+            [
+                self._cell(self.matrix[i, j], levels[i, j], self.kind, cw, n_levels, numbers)
+                for j in range(n)
+            ]
+            for i in range(n)
+        ]
+        extra = []
+        for _, values, kind in self.extra:
             lo, hi = _range(values, kind)
             lv = _levels(values, lo, hi, n_levels)
-            line = Text(label.ljust(lw), Style(italic=True))
             padded = [values[j] if j < len(values) else math.nan for j in range(n)]
             texts = [number(v, kind, cw - 1) for v in padded]
             if any(t.startswith("#") for t in texts):  # a row is all numbers or all shades
@@ -274,8 +276,28 @@ class Heatmap(Widget, can_focus=True):
                     else MISSING
                     for j in range(n)
                 ]
+            extra.append([t.rjust(cw - 1) for t in texts])
+        self._cache = (cw, (cells, extra, numbers))
+        return cells, extra, numbers
+
+    def render(self) -> Text:
+        cw = self.cell_width()
+        lw = self.label_width
+        ci, cj = self.cursor
+        cells, extra, numbers = self._grid(cw)
+        lines = self._header(cw, cj, MARK, DIM)
+        cursor = CURSOR if self.has_focus else MARK
+        for i, row in enumerate(cells):
+            line = Text(self.labels[i].rjust(lw - 1), MARK if i == ci else DIM)
+            line.append(" ")
+            for j, (text, style) in enumerate(row):
+                line.append(text, style + cursor if (i, j) == (ci, cj) else style)
+                line.append(" ")
+            lines.append(line)
+        for (label, _, _), texts in zip(self.extra, extra, strict=True):
+            line = Text(label.ljust(lw), ITALIC)
             for j, text in enumerate(texts):
-                line.append(text.rjust(cw - 1), mark if j == cj else Style())
+                line.append(text, MARK if j == cj else PLAIN)
                 line.append(" ")
             lines.append(line)
         lines.append(self.legend(numbers))
