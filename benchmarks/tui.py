@@ -9,6 +9,8 @@
   sorted and listed, a new selection analysed). Segments are not written to a terminal.
 - burst: 50 cursor moves sent at once, then the time until the last cell and its
   candidates are on screen; then `q`, until the app exits.
+- CPU time per key: the process's CPU time (UI thread and workers) from the key to the
+  repaint; on a loaded machine the wall-clock latencies grow, this does not.
 
 Usage: .venv/bin/python benchmarks/tui.py [RESULTS.h5] [--size 120x40] [--repeat 3]
 (default: the bundled data/results/sc60m13-inference.h5). Targets on an idle machine:
@@ -90,6 +92,7 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
 
     app = _bench_app(path)
     times: dict[str, list[float]] = {}
+    cpu_times: list[float] = []
 
     def send(key: str) -> None:
         event = events.Key(key, key if len(key) == 1 else None)
@@ -114,11 +117,13 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
 
     async def timed(name: str, keys: list[str], changed) -> None:
         """Press `keys` back to back; the clock stops at the first repaint after `changed`."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for key in keys:
             send(key)
         await until(changed)
         times.setdefault(name, []).append(await repainted() - start)
+        if "burst" not in name:  # CPU of the process (UI and workers): load does not inflate it
+            cpu_times.append(time.process_time() - cpu)
 
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -170,6 +175,7 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
         send("q")
         await until(lambda: app.return_code is not None)
         times["q after the burst, to app exit"] = [time.perf_counter() - start]
+    times["CPU time per key (process), all single keys"] = cpu_times
     return times
 
 
