@@ -1,6 +1,6 @@
 """Allegro families: a real (tiny) nequip training through qcapprox's code path.
 
-One module fixture enumerates a 42-configuration store, labels it with Lennard-Jones
+One module fixture enumerates a 36-configuration store, labels it with Lennard-Jones
 (tests/labelers.py), gives it a small split and trains the `tiny` preset (1 epoch) with
 nequip-train, nequip-package and the registry; the tests then use that member.
 """
@@ -26,8 +26,6 @@ name = "tiny-allegro"
 mode = "random"
 seed = 7
 realizations = 1
-pristine_realizations = 3
-pristine_orbit = "A5"
 [orbits.A4]
 species = ["Sc", "M", "vacancy"]
 step = 6
@@ -52,15 +50,15 @@ def trained(tmp_path_factory, parent_pt):
         mp.setenv("PYTHONPATH", str(Path(__file__).parent))  # dask workers import labelers
         mp.setenv("QCAPPROX_CACHE", str(root / "cache"))
         assert label_store(store, "labelers:lennard_jones", n_workers=1, chunk_size=16) == 0
-        labelled = Store(store)
-        split = make_split(
-            labelled.composition, np.isfinite(labelled.labels["e_above_hull"]), seed=1, n_test=4
-        )
+        pristine = np.flatnonzero(a5_defects(Store(store).composition) == 0)
+        test = np.isin(np.arange(len(Store(store))), pristine[:4])
+        split = make_split(test, seed=1)
         write_atomically(store, lambda h: h.create_dataset("split", data=split), base=store)
         registry = root / "registry"
         card = train_allegro_member(
-            "Pt", 24, "ordinary", "tiny", root / "work", store=store, registry=registry
-        )
+            "Pt", 24, "ordinary", "tiny", root / "work", store=store, registry=registry,
+            labels="single-point",
+        )  # fmt: skip
     return {"store": store, "registry": registry, "card": card, "root": root}
 
 
@@ -146,7 +144,7 @@ def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
     monkeypatch.setattr(allegro, "package", refuse)
     cards = allegro.train_allegro_family(
         "Pt", "ordinary", limits=(24,), preset="tiny",
-        store=trained["store"], registry=trained["registry"],
+        store=trained["store"], registry=trained["registry"], labels="single-point",
     )  # fmt: skip
     assert cards == [trained["card"]]
     # another preset is another model: it would train
@@ -154,6 +152,7 @@ def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
         allegro.train_allegro_member(
             "Pt", 24, "ordinary", replace(allegro.PRESETS["tiny"], name="tiny2"),
             trained["root"] / "work2", store=trained["store"], registry=trained["registry"],
+            labels="single-point",
         )  # fmt: skip
 
 
@@ -161,7 +160,7 @@ def test_sequential_partition(trained) -> None:
     """Stage 1 takes the A5-defect rows of the limit, stage 2 the A5-pristine ones."""
     from qcapprox.models.allegro import AllegroData
 
-    data = AllegroData.load(trained["store"])
+    data = AllegroData.load(trained["store"], labels="single-point")
     defects = a5_defects(data.store.composition)
     for limit in (0, 6, 24):
         for code in (TRAIN, VALIDATION):

@@ -51,7 +51,8 @@ def test_enumerate_info_export_round_trip(tmp_path) -> None:
 def test_count_sizes_a_recipe() -> None:
     result = runner.invoke(app, ["count", str(RECIPES_DIR / "training.toml"), "--dopant", "Ir"])
     assert result.exit_code == 0
-    assert "1023 compositions" in result.output
+    assert "1074 compositions (1011 train/validation + 63 test)" in result.output
+    assert "1,074 configurations to" in result.output
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ def test_recipe_errors(tmp_path, parent_pt: Parent) -> None:
         Recipe.parse('[orbits.B7]\nspecies=["Sc", "M"]').compositions(parent_pt)
     with pytest.raises(RecipeError, match="cannot read"):
         Recipe.load(tmp_path / "missing.toml")
-    with pytest.raises(RecipeError, match="test.orbit"):
+    with pytest.raises(RecipeError, match=r"test\.orbit"):
         Recipe.parse('[orbits.A4]\nspecies=["Sc", "M"]\n[test]\norbit = "A9"')
     with pytest.raises(RecipeError, match="sc_fraction_above"):
         Recipe.parse('[orbits.A4]\nspecies=["Sc"]\n[min_sc_fraction]\ndefault = "2/3"')

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from qcapprox.cli import app
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
+from qcapprox.models import family_key
 from qcapprox.models.forest import load_member, registry_dir
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
@@ -19,42 +20,48 @@ from qcapprox.prediction import predict_store
 from qcapprox.store import Store
 
 
-def test_predict_inference_set(tmp_path, parent_pt: Parent) -> None:
+def test_predict_inference_set(tmp_path, parent_pt: Parent, pt_labels: str) -> None:
     path = tmp_path / "a4.h5"
     run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
-    result = CliRunner().invoke(app, ["predict", str(path), "--limits", "0,24"])
+    args = ["predict", str(path), "--limits", "0,24", "--labels", pt_labels]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    family = family_key("rf", pt_labels)
+    assert f"predictions/{family}" in result.output and pt_labels in result.output
     store = Store(path)
     with h5py.File(path) as handle:
         for limit in (0, 24):
-            values = handle[f"predictions/rf/limit-{limit:02d}"][:]
-            np.testing.assert_allclose(
-                values, load_member("Pt", limit).predict(store.occupancy), rtol=1e-12
-            )
-            card = json.loads((registry_dir("rf", "Pt", limit) / "card.json").read_text())
-            assert handle["metrics/rf/test_rmse"][limit // 2] == card["test_rmse"]
-        assert np.isnan(handle["metrics/rf/test_rmse"][1])  # limit 2 not predicted
-        assert handle["metrics/rf"].attrs["test_mean"] == card["test_mean"]
+            values = handle[f"predictions/{family}/limit-{limit:02d}"][:]
+            member = load_member("Pt", limit, labels=pt_labels)
+            np.testing.assert_allclose(values, member.predict(store.occupancy), rtol=1e-12)
+            card_path = registry_dir("rf", "Pt", limit, pt_labels) / "card.json"
+            card = json.loads(card_path.read_text())
+            assert handle[f"metrics/{family}/test_rmse"][limit // 2] == card["test_rmse"]
+        assert np.isnan(handle[f"metrics/{family}/test_rmse"][1])  # limit 2 not predicted
+        assert handle[f"metrics/{family}"].attrs["test_mean"] == card["test_mean"]
         assert len(handle["configs/id"]) == 15327  # configurations untouched
     before = path.read_bytes()
-    assert predict_store(path, "rf", [0, 24]) == []  # nothing rewritten
+    assert predict_store(path, "rf", [0, 24], labels=pt_labels) == []  # nothing rewritten
     assert path.read_bytes() == before
 
 
-def test_interrupted_prediction_keeps_finished_limits(tmp_path, parent_pt: Parent) -> None:
+def test_interrupted_prediction_keeps_finished_limits(
+    tmp_path, parent_pt: Parent, pt_labels: str
+) -> None:
     path = tmp_path / "a4.h5"
     run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
+    family = family_key("rf", pt_labels)
 
     def stop(done: int, total: int) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict_store(path, "rf", [0, 24], progress=stop)
+        predict_store(path, "rf", [0, 24], progress=stop, labels=pt_labels)
     with h5py.File(path) as handle:
-        assert sorted(handle["predictions/rf"]) == ["limit-00"]
-        first = handle["predictions/rf/limit-00"][:]
-    assert predict_store(path, "rf", [0, 24]) == [24]
+        assert sorted(handle[f"predictions/{family}"]) == ["limit-00"]
+        first = handle[f"predictions/{family}/limit-00"][:]
+    assert predict_store(path, "rf", [0, 24], labels=pt_labels) == [24]
     with h5py.File(path) as handle:
-        np.testing.assert_array_equal(handle["predictions/rf/limit-00"][:], first)
-        assert np.isfinite(handle["metrics/rf/test_rmse"][[0, 12]]).all()
-        assert np.isnan(handle["metrics/rf/test_rmse"][1:12]).all()
+        np.testing.assert_array_equal(handle[f"predictions/{family}/limit-00"][:], first)
+        assert np.isfinite(handle[f"metrics/{family}/test_rmse"][[0, 12]]).all()
+        assert np.isnan(handle[f"metrics/{family}/test_rmse"][1:12]).all()

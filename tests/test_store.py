@@ -20,7 +20,7 @@ from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
-from qcapprox.store import CONFIG_FIELDS, Journal, Store
+from qcapprox.store import CONFIG_FIELDS, SCHEMA_VERSION, Journal, Store
 
 # A recipe of 273 tasks and 3.5e6 configurations (about 4 s): every A4 composition with
 # up to two A5 vacancies.
@@ -63,7 +63,8 @@ def test_round_trip_parent_and_configs(tmp_path, parent_pt: Parent) -> None:
         np.testing.assert_array_equal(
             parent_pt.identify(atoms), store.occupancy[store.row(int(config_id))]
         )
-    assert store.attrs["schema_version"] == 1 and "inference-a4" in store.attrs["recipe"]
+    assert store.attrs["schema_version"] == SCHEMA_VERSION
+    assert "inference-a4" in store.attrs["recipe"]
 
 
 def test_rerun_is_a_no_op_and_other_run_is_refused(tmp_path, parent_pt: Parent) -> None:

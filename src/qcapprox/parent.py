@@ -265,6 +265,14 @@ class Parent:
             raise ValueError("occupancy codes are 0 (Sc), 1 (M) and 2 (vacancy)")
         return occ.astype(np.uint8)
 
+    def known_phase(self) -> np.ndarray:
+        """Occupancy of the known Sc57M13 phase: the Pm-3 6f half of A4 vacant, i.e. the first
+        six A4 sites of the bundled parents' active order (6f then 6g); the rest as in the
+        parent. For a parent of your own, check it with `identify` on a Sc57M13 structure."""
+        occupancy = np.zeros(self.n_active, dtype=np.uint8)
+        occupancy[self.orbit_slices["A4"].start : self.orbit_slices["A4"].start + 6] = VACANCY
+        return occupancy
+
     def decorate(self, occupancy: np.ndarray) -> Atoms:
         """The Atoms of a configuration: dopant substituted, vacancies removed.
 

@@ -1,14 +1,15 @@
 """Batch prediction of whole stores with trained families.
 
-`predict_store` writes, for every requested limit x of a backbone,
+`predict_store` writes, for every requested limit x of a family (a backbone trained on one
+label set, named by `qcapprox.models.family_key`: `rf`, `rf-single-point`, ...),
 
-    predictions/<backbone>/limit-XX   (n,) float64, predicted energy above hull, eV/atom
+    predictions/<family>/limit-XX   (n,) float64, predicted energy above hull, eV/atom
 
 and the test metrics of the family (from its model cards) next to them,
 
-    metrics/<backbone>/test_rmse         (13,) float64, eV/atom, per limit (NaN if absent)
-    metrics/<backbone>/test_predictions  (13, n_test) float64
-    metrics/<backbone>/test_target       (n_test,) float64;  attrs: test_mean
+    metrics/<family>/test_rmse         (13,) float64, eV/atom, per limit (NaN if absent)
+    metrics/<family>/test_predictions  (13, n_test) float64
+    metrics/<family>/test_target       (n_test,) float64;  attrs: test_mean
 
 Existing predictions are never rewritten: limits already present are skipped. Each limit
 is written as soon as it is predicted, by extending a copy of the store and renaming it
@@ -27,16 +28,17 @@ import h5py
 import numpy as np
 
 from qcapprox.datasets import LIMITS
-from qcapprox.models import forest
+from qcapprox.models import family_key, forest
 from qcapprox.parent import Parent
-from qcapprox.store import Store, open_store, write_atomically
+from qcapprox.store import RELAXED, Store, open_store, write_atomically
 
 
 def member_predictor(
-    backbone: str, dopant: str, limit: int, parent: Parent
+    backbone: str, dopant: str, limit: int, parent: Parent, labels: str = RELAXED
 ) -> tuple[dict, Path, Callable[[np.ndarray], np.ndarray]]:
     """Card, registry path and e_above_hull predictor of one family member of a backbone:
-    `rf` (or another regressor name) or `allegro`, `allegro-sequential`, `allegro-pretrained`."""
+    `rf` (or another regressor name, trained on `labels`) or `allegro`,
+    `allegro-sequential`, `allegro-pretrained`."""
     if backbone.startswith("allegro"):
         from qcapprox.models import allegro
 
@@ -44,8 +46,8 @@ def member_predictor(
         member = allegro.load_allegro_member(dopant, limit, variant)
         where = allegro.registry_dir(variant, dopant, limit)
         return member.card, where, lambda occ: member.predict(occ, parent)
-    rf = forest.load_member(dopant, limit, backbone)
-    return rf.card, forest.registry_dir(backbone, dopant, limit), rf.predict
+    rf = forest.load_member(dopant, limit, backbone, labels)
+    return rf.card, forest.registry_dir(backbone, dopant, limit, labels), rf.predict
 
 
 def existing_limits(path: Path, backbone: str) -> set[int]:
@@ -60,6 +62,7 @@ def predict_store(
     backbone: str = "rf",
     limits: Sequence[int] = LIMITS,
     progress: Callable[[int, int], None] | None = None,
+    labels: str = RELAXED,
 ) -> list[int]:
     """Predict every configuration of a store at each limit; returns the limits written.
 
@@ -68,12 +71,15 @@ def predict_store(
     """
     path = Path(path)
     store = Store(path)
-    todo = [x for x in limits if x not in existing_limits(path, backbone)]
+    family = family_key(backbone, labels)
+    todo = [x for x in limits if x not in existing_limits(path, family)]
     for k, limit in enumerate(todo):
-        card, model, predict = member_predictor(backbone, store.parent.dopant, limit, store.parent)
+        card, model, predict = member_predictor(
+            backbone, store.parent.dopant, limit, store.parent, labels
+        )
         values = predict(store.occupancy)
         write = partial(
-            _write_limit, backbone=backbone, limit=limit, values=values, card=card, model=model
+            _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
         )
         write_atomically(path, write, base=path)
         if progress:

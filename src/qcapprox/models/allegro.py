@@ -75,7 +75,7 @@ from qcapprox.hull import Hull
 from qcapprox.models.forest import ModelError, training_store
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.paths import REGISTRY_DIR
-from qcapprox.store import Store, package_versions
+from qcapprox.store import RELAXED, Labels, Store, package_versions
 
 VARIANTS = ("ordinary", "sequential", "pretrained")
 BACKBONES = {
@@ -299,24 +299,25 @@ def default_workdir(variant: str, dopant: str, limit: int, preset: str) -> Path:
 # ----------------------------------------------------------------------------- data
 @dataclass
 class AllegroData:
-    """A labelled training store: parent, occupancies, total energies, split, forces."""
+    """A labelled training store (one label set): parent, occupancies, total energies,
+    split, forces."""
 
     store: Store
     hull: Hull
     split: np.ndarray
+    labels: Labels
 
     @classmethod
-    def load(cls, path: str | Path, hull: Hull | None = None) -> AllegroData:
+    def load(
+        cls, path: str | Path, hull: Hull | None = None, labels: str = RELAXED
+    ) -> AllegroData:
         """Read a labelled store (its split is made and stored on first use)."""
         path = Path(path)
         if not path.exists():
             raise AllegroError(f"no training set {path}: enumerate and label it first")
-        store = Store(path)
-        if store.labels is None:
-            raise AllegroError(f"{path} has no labels: run `qcapprox label {path}` first")
         split = write_split(path)
         store = Store(path)
-        return cls(store, hull or Hull.load(store.parent.dopant), split)
+        return cls(store, hull or Hull.load(store.parent.dopant), split, store.label_set(labels))
 
     @property
     def parent(self) -> Parent:
@@ -325,26 +326,28 @@ class AllegroData:
     @property
     def energy(self) -> np.ndarray:
         """Total energies, eV."""
-        return self.store.labels["energy"]
+        return self.labels.energy
 
     @property
     def target(self) -> np.ndarray:
         """Energies above the hull of the labels, eV/atom."""
-        return self.store.labels["e_above_hull"]
+        return self.labels.e_above_hull
 
     @cached_property
     def forces(self) -> list[np.ndarray] | None:
-        """Labelled forces per configuration (decorated atom order), or None."""
+        """Labelled forces per configuration (decorated atom order; single points only)."""
+        key = f"labels/{self.labels.kind}"
         with h5py.File(self.store.path, "r") as handle:
-            if "labels/forces" not in handle:
+            if f"{key}/forces" not in handle:
                 return None
-            forces = handle["labels/forces"][:]
-            offset = handle["labels/forces_offset"][:]
+            forces = handle[f"{key}/forces"][:]
+            offset = handle[f"{key}/atoms_offset"][:]
         return [forces[offset[i] : offset[i + 1]] for i in range(len(offset) - 1)]
 
     def rows(self, limit: int, code: int, a5: str = "all") -> np.ndarray:
         """Rows of one split code in the limit-x subset; a5 = all, defects or pristine."""
         mask = in_limit(self.store.composition, limit) & (self.split == code)
+        mask &= self.labels.usable
         defects = a5_defects(self.store.composition)
         if a5 == "defects":
             mask &= defects > 0
@@ -355,8 +358,8 @@ class AllegroData:
         return np.flatnonzero(mask)
 
     def test_rows(self) -> np.ndarray:
-        """The test rows (reporting only)."""
-        return np.flatnonzero(self.split == TEST)
+        """The usable test rows (reporting only)."""
+        return np.flatnonzero((self.split == TEST) & self.labels.usable)
 
     def digest(self, limit: int) -> str:
         """SHA-256 of what a member is trained and tested on: ids, energies, split."""
@@ -919,17 +922,19 @@ def train_allegro_member(
     forces: bool = False,
     corpus: str | Path | None = None,
     keep_workdir: bool = True,
+    labels: str = RELAXED,
 ) -> dict:
     """Train (or find finished) one member; returns its card.
 
     `store` defaults to the bundled training set of the dopant, `registry` to
-    ``calculators/``; `corpus` (pretrained variant) to data/pretraining/sc-m-corpus.extxyz.
+    ``calculators/``; `corpus` (pretrained variant) to data/pretraining/sc-m-corpus.extxyz;
+    `labels` names the label set of the store (relaxed: the target; or single-point).
     """
     preset_obj = get_preset(preset)
     backbone_of(variant)  # validates the variant
     if limit not in LIMITS:
         raise AllegroError(f"limit {limit} is not one of {LIMITS}")
-    data = AllegroData.load(store or training_store(dopant))
+    data = AllegroData.load(store or training_store(dopant), labels=labels)
     if data.parent.dopant != dopant:
         raise AllegroError(f"{data.store.path} holds Sc-{data.parent.dopant}, not Sc-{dopant}")
     registry = Path(registry or REGISTRY_DIR)
@@ -1074,8 +1079,8 @@ def _card(
             "validation": len(val),
             "test": len(test),
         },
-        "labeler": f"{data.store.labels_attrs.get('calculator')} "
-        f"{data.store.labels_attrs.get('calculator_version')} (stand-in for DFT)",
+        "labels": data.labels.kind,
+        "labeler": f"{data.labels.describe}, {data.labels.attrs.get('calculator_version')}",
         "validation_rmse": _rmse(pred_val, data.target[val]),
         "test_rmse": _rmse(pred_test, data.target[test]),
         "test_mean": float(data.target[test].mean()),
@@ -1108,7 +1113,7 @@ def train_allegro_family(
     """Train every requested limit (finished limits are skipped); returns the cards.
 
     Limits run in the given order; `progress(done, total)` is called after each.
-    Keyword arguments go to `train_allegro_member` (store, registry, forces, corpus).
+    Keyword arguments go to `train_allegro_member` (store, registry, forces, corpus, labels).
     """
     cards = []
     for k, limit in enumerate(limits):

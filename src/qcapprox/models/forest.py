@@ -3,12 +3,14 @@
 Protocol of the study (section 4.3): for a dopant and a limit x, the train and validation
 rows of the limit-x subset are split into 5 folds (fixed seed); one regressor is fitted per
 fold on the other four, and the prediction is the mean of the 5 regressors. The target is
-the energy above the hull (eV/atom) of the labels. The test RMSE (eq. 3) is measured on
-the 63 test configurations (no A5 defects).
+the energy above the hull (eV/atom) of the relaxed labels (or, as the cheap screen, of the
+single points); rows whose label failed or did not converge are left out. The test RMSE
+(eq. 3) is measured on the 63 test configurations (A4-only, compositions not trained on).
 
 Registry: `calculators/<regressor>/<dopant>/limit-XX/card.json` (committed) holds the
-model card. The fitted regressors are large (tens of MB per limit), so they are trained on
-first use, deterministically, into a cache (`$QCAPPROX_CACHE`, default
+model card of the relaxed-label family; `calculators/single-point/<regressor>/...` that of
+the single-point family. The fitted regressors are large (tens of MB per limit), so they
+are trained on first use, deterministically, into a cache (`$QCAPPROX_CACHE`, default
 `~/.cache/qcapprox`) as skops files, and checked against the card: the training-set hash
 must match, and so must the test RMSE. skops loads only trusted scikit-learn types.
 """
@@ -35,7 +37,7 @@ from qcapprox.descriptors import Descriptors
 from qcapprox.errors import QcapproxError
 from qcapprox.parent import Parent
 from qcapprox.paths import DATA_DIR, REGISTRY_DIR
-from qcapprox.store import Store, package_versions
+from qcapprox.store import RELAXED, Labels, Store, package_versions
 
 N_FOLDS = 5
 SEED = 2024
@@ -73,44 +75,60 @@ def training_store(dopant: str) -> Path:
     return DATA_DIR / "training" / f"sc60{dopant.lower()}13.h5"
 
 
-def registry_dir(regressor: str, dopant: str, limit: int) -> Path:
+def family_path(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
+    """Relative path of one family member: <regressor>/<dopant>/limit-XX, under
+    single-point/ for the single-point family."""
+    path = Path(regressor) / dopant / f"limit-{limit:02d}"
+    return path if labels == RELAXED else Path(labels) / path
+
+
+def registry_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
     """Where the card of one family member lives."""
-    return REGISTRY_DIR / regressor / dopant / f"limit-{limit:02d}"
+    return REGISTRY_DIR / family_path(regressor, dopant, limit, labels)
 
 
-def cache_dir(regressor: str, dopant: str, limit: int) -> Path:
+def cache_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
     """Where the fitted regressors of one member are cached."""
     root = Path(os.environ.get("QCAPPROX_CACHE", Path.home() / ".cache" / "qcapprox"))
-    return root / regressor / dopant / f"limit-{limit:02d}"
+    return root / family_path(regressor, dopant, limit, labels)
 
 
 @dataclass
 class TrainingData:
-    """Descriptors, targets and split of a labelled training store."""
+    """Descriptors, targets and split of a labelled training store (one label set)."""
 
     store: Store
+    labels: Labels
     descriptors: Descriptors
     features: np.ndarray
-    target: np.ndarray
     split: np.ndarray
 
     @classmethod
-    def load(cls, path: Path) -> TrainingData:
+    def load(cls, path: Path, labels: str = RELAXED) -> TrainingData:
         """Read a labelled store (its split is made and stored on first use)."""
         split = write_split(path)
         store = Store(path)
         descriptors = Descriptors.from_parent(store.parent)
         features = descriptors.transform(store.occupancy)
-        return cls(store, descriptors, features, store.labels["e_above_hull"], split)
+        return cls(store, store.label_set(labels), descriptors, features, split)
+
+    @property
+    def target(self) -> np.ndarray:
+        """Energy above the hull of the labels, eV/atom."""
+        return self.labels.e_above_hull
 
     def rows(self, limit: int) -> np.ndarray:
-        """Train + validation rows of the limit-x subset."""
+        """Usable train + validation rows of the limit-x subset."""
         fit = (self.split == TRAIN) | (self.split == VALIDATION)
-        return np.flatnonzero(fit & in_limit(self.store.composition, limit))
+        return np.flatnonzero(fit & self.labels.usable & in_limit(self.store.composition, limit))
+
+    def test_rows(self) -> np.ndarray:
+        """Usable test rows."""
+        return np.flatnonzero((self.split == TEST) & self.labels.usable)
 
     def digest(self, limit: int) -> str:
         """SHA-256 of what a member is trained and tested on: ids, targets, split."""
-        rows = np.concatenate([self.rows(limit), np.flatnonzero(self.split == TEST)])
+        rows = np.concatenate([self.rows(limit), self.test_rows()])
         h = hashlib.sha256()
         for array in (self.store.ids[rows], self.target[rows], self.split[rows]):
             h.update(np.ascontiguousarray(array).tobytes())
@@ -152,7 +170,7 @@ def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, di
         held = rows[held_idx]
         cv_sq.append((model.predict(data.features[held]) - data.target[held]) ** 2)
         models.append(model)
-    test = np.flatnonzero(data.split == TEST)
+    test = data.test_rows()
     pred = np.mean([m.predict(data.features[test]) for m in models], axis=0)
     sizes = {
         name: int((np.isin(data.split[rows], code)).sum())
@@ -167,9 +185,10 @@ def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, di
         "protocol": f"{N_FOLDS}-fold CV on train+validation of the limit subset, mean of folds",
         "training_set": data.store.path.name,
         "training_set_sha256": data.digest(limit),
+        "labels": data.labels.kind,
         "sizes": {**sizes, "test": len(test)},
-        "labeler": f"{data.store.labels_attrs.get('calculator')} "
-        f"{data.store.labels_attrs.get('calculator_version')} (stand-in for DFT)",
+        "left_out": int((~data.labels.usable).sum()),
+        "labeler": f"{data.labels.describe}, {data.labels.attrs.get('calculator_version')}",
         "cv_rmse": float(np.sqrt(np.concatenate(cv_sq).mean())),
         "test_rmse": float(np.sqrt(((pred - data.target[test]) ** 2).mean())),
         "test_mean": float(data.target[test].mean()),
@@ -182,8 +201,7 @@ def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, di
     return models, card
 
 
-def _save(models: list, card: dict, regressor: str, dopant: str, limit: int) -> None:
-    cache = cache_dir(regressor, dopant, limit)
+def _save(models: list, card: dict, cache: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     for k, model in enumerate(models):
         tmp = cache / f"fold-{k}.skops.tmp"
@@ -192,8 +210,7 @@ def _save(models: list, card: dict, regressor: str, dopant: str, limit: int) -> 
     (cache / "card.json").write_text(json.dumps(card, indent=1))
 
 
-def _load_cached(regressor: str, dopant: str, limit: int, digest: str) -> list | None:
-    cache = cache_dir(regressor, dopant, limit)
+def _load_cached(cache: Path, digest: str) -> list | None:
     card_path = cache / "card.json"
     if not card_path.exists():
         return None
@@ -211,7 +228,9 @@ def _load_cached(regressor: str, dopant: str, limit: int, digest: str) -> list |
     return models
 
 
-def load_member(dopant: str, limit: int, regressor: str = "rf") -> ForestMember:
+def load_member(
+    dopant: str, limit: int, regressor: str = "rf", labels: str = RELAXED
+) -> ForestMember:
     """One family member: from the cache, or trained now (seconds) and checked against
     the committed card."""
     if limit not in LIMITS:
@@ -223,30 +242,31 @@ def load_member(dopant: str, limit: int, regressor: str = "rf") -> ForestMember:
             f"(`qcapprox enumerate enumeration/training.toml -d {dopant} -o {path}` and "
             f"`qcapprox label {path}`)"
         )
-    data = TrainingData.load(path)
+    data = TrainingData.load(path, labels)
     digest = data.digest(limit)
-    card_path = registry_dir(regressor, dopant, limit) / "card.json"
+    card_path = registry_dir(regressor, dopant, limit, labels) / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else None
     if card is not None and card["training_set_sha256"] != digest:
         raise ModelError(f"{card_path}: the training set {path} changed since the card was made")
-    models = _load_cached(regressor, dopant, limit, digest)
+    cache = cache_dir(regressor, dopant, limit, labels)
+    models = _load_cached(cache, digest)
     if models is None:
         models, fresh = fit_member(data, regressor, limit)
         if card is not None and not np.isclose(fresh["test_rmse"], card["test_rmse"], atol=1e-9):
             raise ModelError(f"{card_path}: retrained test RMSE {fresh['test_rmse']} differs")
         card = card or fresh
-        _save(models, card, regressor, dopant, limit)
+        _save(models, card, cache)
     return ForestMember(card, models, data.store.parent, data.descriptors)
 
 
 def train_family(
-    dopant: str, regressor: str = "rf", limits: tuple[int, ...] = LIMITS
+    dopant: str, regressor: str = "rf", limits: tuple[int, ...] = LIMITS, labels: str = RELAXED
 ) -> list[dict]:
     """Train (or load) every limit and write the cards into the registry."""
     cards = []
     for limit in limits:
-        card_path = registry_dir(regressor, dopant, limit) / "card.json"
-        member = load_member(dopant, limit, regressor)
+        card_path = registry_dir(regressor, dopant, limit, labels) / "card.json"
+        member = load_member(dopant, limit, regressor, labels)
         card_path.parent.mkdir(parents=True, exist_ok=True)
         card_path.write_text(json.dumps(member.card, indent=1) + "\n")
         cards.append(member.card)

@@ -1,0 +1,163 @@
+"""Relaxation throughput: seconds and steps per structure, energy error against a tight
+reference, per ASE optimizer and force threshold, and the workers x threads layout.
+
+Every (structure, optimizer) pair is relaxed once down to the tight threshold (fmax 0.01
+eV/A, positions and cell, `FrechetCellFilter`) from the parent geometry, as the labeler
+does; the trajectory of an ASE optimizer does not depend on its threshold, so the first
+step at which max|F| < f gives the steps, seconds and energy of a run at threshold f. The
+error of threshold f is that energy minus the tight energy of the same run (what stopping
+early costs); "basin" is the run's tight energy minus the lowest tight energy of all
+optimizers for the structure (different optimizers may end in different local minima).
+Throughput is structures per hour on the machine's cores with one structure per worker.
+The layout part times relaxation steps (FIRE) with workers x threads, and with the BLAS
+left at its default thread count (the baseline before qcapprox limited it).
+
+    python benchmarks/relaxation.py --dopant Pt --n 10 --optimizers FIRE,FIRE2,BFGS,LBFGS
+Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from qcapprox.labeling import Relaxation, make_calculator
+from qcapprox.models.forest import training_store
+from qcapprox.parent import Parent
+from qcapprox.store import Store
+
+THRESHOLDS = (0.2, 0.15, 0.1, 0.075, 0.05, 0.02)
+RESULTS = Path(__file__).parent / "results"
+
+
+def _init(threads: int, blas: int | None = None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    os.environ["QCAPPROX_TORCH_THREADS"] = str(threads)
+    calc = make_calculator("chgnet")
+    if blas is not None:
+        threadpool_limits(blas, user_api="blas")  # the unlimited baseline
+    # ASE's precon optimizers log the force-consistent energy; CHGNet's equals its energy
+    original = calc.calculate
+
+    def calculate(*args, **kwargs) -> None:
+        original(*args, **kwargs)
+        calc.results["free_energy"] = calc.results["energy"]
+
+    calc.calculate = calculate
+    calc.implemented_properties = (*calc.implemented_properties, "free_energy")
+
+
+def trace(job: tuple[Parent, np.ndarray, str, float, int]) -> list[tuple[float, float, float]]:
+    """(max force, energy per atom, seconds) after every step of one relaxation."""
+    parent, occupancy, name, tight, steps = job
+    atoms = parent.decorate(occupancy)
+    atoms.calc = make_calculator("chgnet")
+    relaxation = Relaxation(tight, steps, name)
+    opt = relaxation.start(atoms)
+    out, start = [], time.perf_counter()
+    for _ in opt.irun(fmax=relaxation.fmax, steps=relaxation.max_steps):
+        force = float(opt.optimizable.gradient_norm(opt.optimizable.get_gradient()))
+        out.append((force, float(atoms.get_potential_energy()) / len(atoms),
+                    time.perf_counter() - start))  # fmt: skip
+    return out
+
+
+def layout(
+    parent: Parent, occupancy: np.ndarray, workers: int, threads: int, blas: int | None
+) -> float:
+    """FIRE relaxation steps per second with workers x threads (BLAS limited to the
+    threads, or to `blas`)."""
+    with get_context("spawn").Pool(workers, _init, (threads, blas)) as pool:
+        pool.map(_steps, [(parent, occupancy, 2)] * workers)  # warm up
+        start = time.perf_counter()
+        pool.map(_steps, [(parent, occupancy, 20)] * workers)
+        return workers * 20 / (time.perf_counter() - start)
+
+
+def _steps(job: tuple[Parent, np.ndarray, int]) -> None:
+    parent, occupancy, n = job
+    atoms = parent.decorate(occupancy)
+    atoms.calc = make_calculator("chgnet")
+    Relaxation(fmax=1e-6, max_steps=n).run(atoms)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dopant", default="Pt")
+    parser.add_argument("--n", type=int, default=10, help="structures")
+    parser.add_argument("--optimizers", default="FIRE,FIRE2,PreconLBFGS")
+    parser.add_argument("--tight", type=float, default=0.01)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", type=Path, default=None)
+    args = parser.parse_args()
+
+    store = Store(args.store or training_store(args.dopant))
+    rows = np.sort(np.random.default_rng(args.seed).choice(len(store), args.n, replace=False))
+    names = args.optimizers.split(",")
+    jobs = [(store.parent, store.occupancy[r], name, args.tight, args.steps)
+            for r in rows for name in names]  # fmt: skip
+    with get_context("spawn").Pool(args.workers, _init, (1,)) as pool:
+        traces = pool.map(trace, jobs, chunksize=1)
+    runs = [
+        {"row": int(r), "optimizer": name, "trace": t}
+        for (r, name), t in zip([(r, n) for r in rows for n in names], traces, strict=True)
+    ]
+    best = {int(r): min(run["trace"][-1][1] for run in runs if run["row"] == r) for r in rows}
+    table = []
+    for name in names:
+        mine = [x for x in runs if x["optimizer"] == name]
+        basin = [1000 * (run["trace"][-1][1] - best[run["row"]]) for run in mine]
+        for fmax in THRESHOLDS:
+            steps, seconds, errors = [], [], []
+            for run in mine:
+                hit = next((k for k, t in enumerate(run["trace"]) if t[0] < fmax), None)
+                k = len(run["trace"]) - 1 if hit is None else hit
+                steps.append(k + 1)
+                seconds.append(run["trace"][k][2])
+                errors.append(1000 * (run["trace"][k][1] - run["trace"][-1][1]))
+            table.append({
+                "optimizer": name, "fmax": fmax,
+                "steps_median": float(np.median(steps)), "steps_max": int(max(steps)),
+                "seconds_mean": float(np.mean(seconds)),
+                "structures_per_hour": args.workers * 3600 / float(np.mean(seconds)),
+                "error_mev_max": float(np.max(np.abs(errors))),
+                "error_mev_mean": float(np.mean(errors)),
+                "basin_mev_mean": float(np.mean(basin)),
+                "tight_reached": int(sum(run["trace"][-1][0] < args.tight for run in mine)),
+            })  # fmt: skip
+    occupancy = store.occupancy[rows[0]]
+    cores = os.cpu_count() or 1
+    runs_of = {
+        f"{args.workers} workers x 1 thread": (args.workers, 1, None),
+        f"1 worker x {cores} threads": (1, cores, None),
+        f"{args.workers} workers x 1 thread, BLAS default ({cores})": (args.workers, 1, cores),
+    }
+    layouts = {key: layout(store.parent, occupancy, *spec) for key, spec in runs_of.items()}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"relaxation-{args.dopant}.json"
+    out.write_text(json.dumps({"rows": rows.tolist(), "table": table, "layouts": layouts,
+                               "runs": runs}, indent=None))  # fmt: skip
+    print("| optimizer | fmax eV/A | steps (median / max) | s per structure | structures/h "
+          "| error vs tight, max / mean meV/atom | basin meV/atom |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in table:
+        print(f"| {row['optimizer']} | {row['fmax']} | {row['steps_median']:.0f} / "
+              f"{row['steps_max']} | {row['seconds_mean']:.1f} | "
+              f"{row['structures_per_hour']:.0f} | {row['error_mev_max']:.1f} / "
+              f"{row['error_mev_mean']:+.1f} | {row['basin_mev_mean']:+.1f} |")  # fmt: skip
+    print("\nFIRE relaxation steps per second (146-atom cell, positions and cell):")
+    for key, rate in layouts.items():
+        print(f"  {key}: {rate:.2f}/s")
+
+
+if __name__ == "__main__":
+    main()
