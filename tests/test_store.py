@@ -97,17 +97,17 @@ def test_killed_runs_resume_to_identical_content(tmp_path, parent_pt: Parent) ->
         "from qcapprox.enumeration.run import run_recipe; "
         "run_recipe(Recipe.load(sys.argv[1]), Parent.load('Pt'), sys.argv[2], commit_rows=20000)"
     )
-    rng = np.random.default_rng(3)
     journal = tmp_path / "killed.h5.partial"
     killed_mid_run = 0
-    for _ in range(6):
+    for wanted in (1, 2, 3):  # kill right after the run commits its wanted-th segment
         proc = subprocess.Popen([sys.executable, "-c", script, str(recipe_path), str(killed)])
-        time.sleep(float(rng.uniform(1.3, 2.2)))  # start-up (imports) takes about a second
+        while len(list(journal.glob("segment-*.npz"))) < wanted and proc.poll() is None:
+            time.sleep(0.01)  # poll for the event, however long start-up takes
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         if killed.exists():  # finished before the kill: it must be complete
             break
-        killed_mid_run += any(journal.glob("segment-*.npz"))
+        killed_mid_run += 1
     assert killed_mid_run >= 1
     run_recipe(Recipe.load(recipe_path), parent_pt, killed, commit_rows=20000)
     a, b = contents(clean), contents(killed)
