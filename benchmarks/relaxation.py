@@ -88,30 +88,11 @@ def _steps(job: tuple[Parent, np.ndarray, int]) -> None:
     Relaxation(fmax=1e-6, max_steps=n).run(atoms)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dopant", default="Pt")
-    parser.add_argument("--n", type=int, default=10, help="structures")
-    parser.add_argument("--optimizers", default="FIRE,FIRE2,PreconLBFGS")
-    parser.add_argument("--tight", type=float, default=0.01)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--store", type=Path, default=None)
-    args = parser.parse_args()
-
-    store = Store(args.store or training_store(args.dopant))
-    rows = np.sort(np.random.default_rng(args.seed).choice(len(store), args.n, replace=False))
-    names = args.optimizers.split(",")
-    jobs = [(store.parent, store.occupancy[r], name, args.tight, args.steps)
-            for r in rows for name in names]  # fmt: skip
-    with get_context("spawn").Pool(args.workers, _init, (1,)) as pool:
-        traces = pool.map(trace, jobs, chunksize=1)
-    runs = [
-        {"row": int(r), "optimizer": name, "trace": t}
-        for (r, name), t in zip([(r, n) for r in rows for n in names], traces, strict=True)
-    ]
-    best = {int(r): min(run["trace"][-1][1] for run in runs if run["row"] == r) for r in rows}
+def summarize(runs: list[dict], workers: int, tight: float) -> list[dict]:
+    """Per optimizer and threshold: steps, seconds, throughput and energy errors."""
+    names = list(dict.fromkeys(run["optimizer"] for run in runs))
+    rows = {run["row"] for run in runs}
+    best = {r: min(run["trace"][-1][1] for run in runs if run["row"] == r) for r in rows}
     table = []
     for name in names:
         mine = [x for x in runs if x["optimizer"] == name]
@@ -128,12 +109,46 @@ def main() -> None:
                 "optimizer": name, "fmax": fmax,
                 "steps_median": float(np.median(steps)), "steps_max": int(max(steps)),
                 "seconds_mean": float(np.mean(seconds)),
-                "structures_per_hour": args.workers * 3600 / float(np.mean(seconds)),
+                "structures_per_hour": workers * 3600 / float(np.mean(seconds)),
                 "error_mev_max": float(np.max(np.abs(errors))),
                 "error_mev_mean": float(np.mean(errors)),
                 "basin_mev_mean": float(np.mean(basin)),
-                "tight_reached": int(sum(run["trace"][-1][0] < args.tight for run in mine)),
+                "tight_reached": int(sum(run["trace"][-1][0] < tight for run in mine)),
             })  # fmt: skip
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dopant", default="Pt")
+    parser.add_argument("--n", type=int, default=10, help="structures")
+    parser.add_argument("--optimizers", default="FIRE,FIRE2,PreconLBFGS")
+    parser.add_argument("--tight", type=float, default=0.01)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("--table", type=Path, help="only print the tables of a saved run (.json)")
+    parser.add_argument("--no-layout", action="store_true", help="skip the layout timings")
+    parser.add_argument("--out", default="", help="suffix of the results file name")
+    args = parser.parse_args()
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        report(summarize(saved["runs"], args.workers, args.tight), saved["layouts"])
+        return
+
+    store = Store(args.store or training_store(args.dopant))
+    rows = np.sort(np.random.default_rng(args.seed).choice(len(store), args.n, replace=False))
+    names = args.optimizers.split(",")
+    jobs = [(store.parent, store.occupancy[r], name, args.tight, args.steps)
+            for r in rows for name in names]  # fmt: skip
+    with get_context("spawn").Pool(args.workers, _init, (1,)) as pool:
+        traces = pool.map(trace, jobs, chunksize=1)
+    runs = [
+        {"row": int(r), "optimizer": name, "trace": t}
+        for (r, name), t in zip([(r, n) for r in rows for n in names], traces, strict=True)
+    ]
+    table = summarize(runs, args.workers, args.tight)
     occupancy = store.occupancy[rows[0]]
     cores = os.cpu_count() or 1
     runs_of = {
@@ -141,11 +156,18 @@ def main() -> None:
         f"1 worker x {cores} threads": (1, cores, None),
         f"{args.workers} workers x 1 thread, BLAS default ({cores})": (args.workers, 1, cores),
     }
-    layouts = {key: layout(store.parent, occupancy, *spec) for key, spec in runs_of.items()}
+    layouts = {} if args.no_layout else {
+        key: layout(store.parent, occupancy, *spec) for key, spec in runs_of.items()
+    }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"relaxation-{args.dopant}.json"
+    out = RESULTS / f"relaxation-{args.dopant}{args.out}.json"
     out.write_text(json.dumps({"rows": rows.tolist(), "table": table, "layouts": layouts,
                                "runs": runs}, indent=None))  # fmt: skip
+    report(table, layouts)
+
+
+def report(table: list[dict], layouts: dict[str, float]) -> None:
+    """Print the Markdown table and the layout figures."""
     print("| optimizer | fmax eV/A | steps (median / max) | s per structure | structures/h "
           "| error vs tight, max / mean meV/atom | basin meV/atom |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
