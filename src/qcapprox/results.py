@@ -40,8 +40,9 @@ from qcapprox.datasets import LIMITS, subset_sizes
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.store import (
-    CONFIG_FIELDS,
     _read_parent,
+    check_codes,
+    check_layout,
     open_hdf5,
     open_store,
     package_versions,
@@ -181,16 +182,7 @@ class Results:
             self._metrics: dict[str, tuple[str, ...]] = {}
             for dopant in self.dopants:
                 group = self._handle[dopant]
-                missing = [
-                    f"{dopant}/{p}"
-                    for p in [f"configs/{f}" for f in CONFIG_FIELDS] + ["parent/positions"]
-                    if p not in group
-                ]
-                if missing:
-                    raise StoreError(
-                        f"{self.path}: results file is incomplete, missing {missing}; "
-                        "bundle the stores again"
-                    )
+                check_layout(group, self.path, f"{dopant}/")
                 preds = group.get("predictions", {})
                 self._backbones[dopant] = _ordered_backbones(list(preds))
                 for backbone in self._backbones[dopant]:
@@ -273,8 +265,15 @@ class Results:
         return self._config(dopant, "id")
 
     def occupancy(self, dopant: str) -> np.ndarray:
-        """(n, n_active) occupancies: 0 = Sc, 1 = M, 2 = vacancy."""
-        return self._config(dopant, "occupancy")
+        """(n, n_active) occupancies: 0 = Sc, 1 = M, 2 = vacancy (other codes are refused)."""
+        self._check(dopant)
+
+        def load() -> np.ndarray:
+            occupancy = self._handle[dopant]["configs/occupancy"][:]
+            check_codes(occupancy, self.ids(dopant), self.path, f"{dopant}/")
+            return occupancy
+
+        return self._cached(("configs", dopant, "occupancy"), load)
 
     def composition(self, dopant: str) -> np.ndarray:
         """(n, 4) counts (A4 vacancies, A4 M, A5 vacancies, A5 M)."""

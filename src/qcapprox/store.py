@@ -19,24 +19,31 @@ Schema version 2 (attributes on the root: `format` = "qcapprox-store", `schema_v
     /labels/<kind>/...     label sets added by `qcapprox label` (docs/store.md): kind is
                            "relaxed" (the target) or "single-point"
 
-Datasets are chunked (8192 rows) and gzip-compressed. HDF5 itself is not safe against a
-process killed in mid-write, so a run never writes into a finished file in place: its
-committed work goes to a journal `<store>.partial/` of atomically renamed segments, and
-the store is written under a temporary name and renamed when complete (later steps that
-add groups copy, extend and rename the same way). A run killed at any moment and started
-again resumes from the journal and ends with exactly the same content. Files of another
-format or schema version, corrupt files and files of another run are refused and never
-modified.
+Datasets are chunked (8192 rows) and gzip-compressed. Opening a store checks that every
+dataset above is present with its shape and dtype (and `Store` that every occupancy code is
+0, 1 or 2), so a malformed file is refused with a message naming the dataset.
+
+HDF5 itself is not safe against a process killed in mid-write, so a run never writes into a
+finished file in place: its committed work goes to a journal `<store>.partial/` of
+atomically renamed segments, and the store is written under a temporary name and renamed
+when complete (later steps that add groups copy, extend and rename the same way). A run
+killed at any moment and started again resumes from the journal and ends with exactly the
+same content. Files of another format or schema version, corrupt files and files of another
+run are refused and never modified. One process writes a store at a time: writers hold
+`writer_lock` (an advisory lock on `<store>.lock`); readers never wait, since every write
+is an atomic rename.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -46,14 +53,31 @@ import numpy as np
 from ase import Atoms
 
 from qcapprox.errors import StoreError
-from qcapprox.parent import Parent
+from qcapprox.parent import VACANCY, Parent
 
 FORMAT = "qcapprox-store"
 SCHEMA_VERSION = 2
 RELAXED, SINGLE_POINT = "relaxed", "single-point"
 LABEL_KINDS = (RELAXED, SINGLE_POINT)
 LABEL_FIELDS = ("energy", "formation_energy", "e_above_hull", "converged")
-CONFIG_FIELDS = ("id", "occupancy", "multiplicity", "composition", "task")
+# dataset -> (shape, dtype); a name in a shape is a size of the store: n (rows), n_atoms,
+# n_active (active sites), n_ops (symmetry operations), n_comp (2 per active orbit)
+PARENT_LAYOUT: dict[str, tuple[tuple[int | str, ...], type]] = {
+    "cell": ((3, 3), np.float64),
+    "positions": (("n_atoms", 3), np.float64),
+    "numbers": (("n_atoms",), np.int32),
+    "orbit": (("n_atoms",), str),
+    "active": (("n_active",), np.int64),
+    "permutations": (("n_ops", "n_atoms"), np.int32),
+}
+CONFIG_LAYOUT: dict[str, tuple[tuple[int | str, ...], type]] = {
+    "id": (("n",), np.int64),
+    "occupancy": (("n", "n_active"), np.uint8),
+    "multiplicity": (("n",), np.int64),
+    "composition": (("n", "n_comp"), np.int16),
+    "task": (("n",), np.int32),
+}
+CONFIG_FIELDS = tuple(CONFIG_LAYOUT)
 CHUNK_ROWS = 8192
 PACKAGES = ("qcapprox", "numpy", "ase", "spglib", "pymatgen", "h5py")
 
@@ -99,14 +123,71 @@ def open_hdf5(path: Path, fmt: str, schema_version: int, kind: str, hint: str = 
 
 
 def open_store(path: Path) -> h5py.File:
-    """Open a store read-only and validate it; refuse foreign, corrupt or other-version files."""
+    """Open a store read-only and validate it; refuse foreign, corrupt or other-version
+    files and files whose datasets are missing or malformed (`check_layout`)."""
     handle = open_hdf5(path, FORMAT, SCHEMA_VERSION, "store")
-    missing = [f"configs/{f}" for f in CONFIG_FIELDS if f"configs/{f}" not in handle]
-    missing += [p for p in ("parent/positions",) if p not in handle]
-    if missing:
+    try:
+        check_layout(handle, path)
+    except StoreError:
         handle.close()
-        raise StoreError(f"{path}: store is incomplete, missing {missing}; left untouched")
+        raise
     return handle
+
+
+def check_layout(group: h5py.Group, path: Path, where: str = "") -> None:
+    """Check that the parent/ and configs/ datasets of a store (or of a results file's
+    dopant group `where`) are all present, with the shapes and dtypes of the schema, that
+    the active sites are distinct atoms and that every symmetry operation is a permutation
+    of the atoms. StoreError names the first dataset at fault."""
+    layout = {f"parent/{k}": v for k, v in PARENT_LAYOUT.items()}
+    layout |= {f"configs/{k}": v for k, v in CONFIG_LAYOUT.items()}
+
+    def fault(name: str, problem: str) -> StoreError:
+        return StoreError(f"{path}: {where}{name} {problem}; the file was left untouched")
+
+    for name, (shape, dtype) in layout.items():
+        dset = group.get(name)
+        if not isinstance(dset, h5py.Dataset):
+            raise fault(name, "is missing (not a complete qcapprox store)")
+        is_str = h5py.check_string_dtype(dset.dtype) is not None
+        if not (is_str if dtype is str else dset.dtype == np.dtype(dtype)):
+            expected = "str" if dtype is str else np.dtype(dtype).name
+            raise fault(name, f"has dtype {dset.dtype}, expected {expected}")
+        if dset.ndim != len(shape):
+            raise fault(name, f"has shape {dset.shape}, expected {len(shape)} dimensions")
+    orbit = group["parent/orbit"].asstr()[:]
+    active = group["parent/active"][:]
+    n_atoms = len(orbit)
+    if len(np.unique(active)) != len(active) or not np.all((active >= 0) & (active < n_atoms)):
+        raise fault("parent/active", f"must list distinct atom indices below {n_atoms}")
+    sizes = {
+        "n": group["configs/id"].shape[0],
+        "n_atoms": n_atoms,
+        "n_active": len(active),
+        "n_ops": group["parent/permutations"].shape[0],
+        "n_comp": 2 * len(set(orbit[active])),
+    }
+    for name, (shape, _) in layout.items():
+        expected = tuple(sizes.get(size, size) for size in shape)
+        if group[name].shape != expected:
+            raise fault(name, f"has shape {group[name].shape}, expected {expected}")
+    perms = group["parent/permutations"][:]
+    if not np.array_equal(np.sort(perms, axis=1), np.broadcast_to(np.arange(n_atoms), perms.shape)):
+        raise fault("parent/permutations", "has a row that is not a permutation of the atoms")
+
+
+def check_codes(occupancy: np.ndarray, ids: np.ndarray, path: Path, where: str = "") -> None:
+    """Refuse occupancy codes other than 0 (Sc), 1 (M) and 2 (vacancy), naming the first
+    configuration at fault."""
+    rows = np.flatnonzero(occupancy.max(axis=1, initial=0) > VACANCY)
+    if len(rows):
+        row = int(rows[0])
+        site = int(np.argmax(occupancy[row] > VACANCY))
+        raise StoreError(
+            f"{path}: {where}configs/occupancy row {row} (id {int(ids[row])}) has code "
+            f"{int(occupancy[row, site])} at active site {site} ({len(rows)} such rows); "
+            "codes are 0 Sc, 1 M, 2 vacancy; the file was left untouched"
+        )
 
 
 class Store:
@@ -117,10 +198,16 @@ class Store:
         with open_store(self.path) as handle:
             self.attrs = dict(handle.attrs)
             self._configs = {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
+            check_codes(self.occupancy, self.ids, self.path)
             self.parent = _read_parent(handle, self.path)
             self.split: np.ndarray | None = handle["split"][:] if "split" in handle else None
+            if self.split is not None and self.split.shape != (len(self),):
+                raise StoreError(
+                    f"{self.path}: split has shape {self.split.shape}, expected ({len(self)},); "
+                    "the file was left untouched"
+                )
             self.labels: dict[str, Labels] = {
-                kind: Labels.read(handle[f"labels/{kind}"], kind)
+                kind: Labels.read(handle[f"labels/{kind}"], kind, len(self))
                 for kind in LABEL_KINDS
                 if f"labels/{kind}" in handle
             }
@@ -199,8 +286,17 @@ class Labels:
     attrs: dict
 
     @classmethod
-    def read(cls, group: h5py.Group, kind: str) -> Labels:
-        """Read a labels/<kind> group."""
+    def read(cls, group: h5py.Group, kind: str, n: int) -> Labels:
+        """Read a labels/<kind> group of a store of n rows; refuse missing or misshapen
+        label datasets."""
+        for key in (*LABEL_FIELDS, "error"):
+            dset = group.get(key)
+            if not isinstance(dset, h5py.Dataset) or dset.shape != (n,):
+                found = "missing" if dset is None else f"shape {getattr(dset, 'shape', None)}"
+                raise StoreError(
+                    f"{group.file.filename}: labels/{kind}/{key} is {found}, expected shape "
+                    f"({n},); the file was left untouched"
+                )
         return cls(
             kind,
             *(group[key][:] for key in LABEL_FIELDS),
@@ -243,6 +339,35 @@ def _read_parent(handle: h5py.File, path: Path) -> Parent:
         symprec=float(handle.attrs["symprec"]),
         source=f"{path} (stored parent)",
     )
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold the one-writer lock of a store: an exclusive advisory lock (`fcntl.flock`) on
+    `<store>.lock`, a file that holds the writer's process id and exists while it writes.
+    A second writer fails at once with a StoreError naming that process; readers never
+    take the lock."""
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            handle.seek(0)
+            raise StoreError(
+                f"{path} is being written by another qcapprox process (pid "
+                f"{handle.read().strip() or '?'}, lock {lock}); wait for it to finish: "
+                "nothing was changed"
+            ) from err
+        if not lock.exists() or os.stat(lock).st_ino != os.fstat(handle.fileno()).st_ino:
+            raise StoreError(f"{path}: its writer lock {lock} changed hands just now; run again")
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            lock.unlink()
 
 
 def parent_digest(parent: Parent) -> str:
@@ -392,15 +517,9 @@ def _create(handle: h5py.File, parent: Parent, identity: dict) -> None:
     group["active"] = parent.active.astype(np.int64)
     group["permutations"] = parent.permutations.astype(np.int32)
     configs = handle.create_group("configs")
-    n_active, n_comp = parent.n_active, 2 * len(parent.active_orbits)
-    specs = {
-        "id": ((0,), np.int64),
-        "occupancy": ((0, n_active), np.uint8),
-        "multiplicity": ((0,), np.int64),
-        "composition": ((0, n_comp), np.int16),
-        "task": ((0,), np.int32),
-    }
-    for name, (shape, dtype) in specs.items():
+    sizes = {"n": 0, "n_active": parent.n_active, "n_comp": 2 * len(parent.active_orbits)}
+    for name, (layout, dtype) in CONFIG_LAYOUT.items():
+        shape = tuple(sizes[size] for size in layout)
         configs.create_dataset(
             name,
             shape=shape,

@@ -7,7 +7,9 @@ x_Sc = n_Sc / (n_Sc + n_M) of the decorated cell (vacancies are absent atoms) is
 above the dopant's bound. An optional `[test]` table adds the study's test set: one
 realization of every composition with defects on the test orbit only that is *off* the grid
 (on A4 with step 2: an odd number of vacancies or of M, 63 compositions), with no Sc-fraction
-bound. Example (the study's Table 1 design):
+bound. A recipe is checked when it is read (known keys only, types, ranges, species,
+element symbols) and against the parent when its tasks are made (known orbits, at least one
+composition), so a bad one fails before any work. Example (the study's Table 1 design):
 
     name = "training"
     mode = "random"            # "all": every distinct configuration; "random": realizations
@@ -32,11 +34,21 @@ from itertools import product
 from pathlib import Path
 
 import tomllib
+from ase.data import chemical_symbols
 
 from qcapprox.errors import RecipeError
 from qcapprox.parent import Parent
 
 SPECIES = ("Sc", "M", "vacancy")
+RECIPE_KEYS = (
+    "name", "description", "mode", "seed", "realizations", "orbits", "sc_fraction_above", "test",
+)  # fmt: skip
+ORBIT_KEYS = ("species", "step", "max_defects")
+RETIRED = {
+    "min_sc_fraction": "it is now [sc_fraction_above] (a strict bound)",
+    "pristine_realizations": "the test set is now the [test] table (enumeration/training.toml)",
+    "pristine_orbit": "the test set is now the [test] table (enumeration/training.toml)",
+}
 
 
 @dataclass(frozen=True)
@@ -84,41 +96,31 @@ class Recipe:
 
     @classmethod
     def parse(cls, text: str, source: str = "recipe") -> Recipe:
-        """Parse recipe TOML text."""
+        """Parse recipe TOML text and check it against the recipe schema (keys, types,
+        ranges, species); RecipeError names the source and the key at fault."""
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise RecipeError(f"{source}: not valid TOML ({err})") from err
+        _known_keys(source, "", raw, RECIPE_KEYS)
         mode = raw.get("mode", "all")
         if mode not in ("all", "random"):
             raise RecipeError(f"{source}: mode must be 'all' or 'random', not {mode!r}")
-        if not isinstance(raw.get("orbits"), dict) or not raw["orbits"]:
+        orbit_tables = _table(source, "orbits", raw.get("orbits", {}))
+        if not orbit_tables:
             raise RecipeError(f"{source}: needs an [orbits.<name>] table per active orbit")
-        orbits = {}
-        for name, rule in raw["orbits"].items():
-            species = tuple(rule.get("species", ["Sc"]))
-            unknown = set(species) - set(SPECIES)
-            if unknown or "Sc" not in species:
+        orbits = {name: _orbit_rule(source, name, rule) for name, rule in orbit_tables.items()}
+        bounds = _table(source, "sc_fraction_above", raw.get("sc_fraction_above", {}))
+        fractions = {}
+        for key, value in bounds.items():
+            if key != "default" and key not in chemical_symbols[1:]:
                 raise RecipeError(
-                    f"{source}: orbits.{name}.species must include 'Sc' and use only "
-                    f"{SPECIES}; got {list(species)}"
+                    f"{source}: sc_fraction_above.{key}: a key is 'default' or an element "
+                    f"symbol such as Pt, not {key!r}"
                 )
-            step = int(rule.get("step", 1))
-            if step < 1:
-                raise RecipeError(f"{source}: orbits.{name}.step must be >= 1")
-            max_defects = rule.get("max_defects")
-            orbits[name] = OrbitRule(
-                species, step, None if max_defects is None else int(max_defects)
-            )
-        if "min_sc_fraction" in raw:
-            raise RecipeError(
-                f"{source}: [min_sc_fraction] is now [sc_fraction_above] (a strict bound)"
-            )
-        try:
-            fractions = {k: Fraction(str(v)) for k, v in raw.get("sc_fraction_above", {}).items()}
-        except ValueError as err:
-            raise RecipeError(f"{source}: sc_fraction_above: {err}") from err
-        test = raw.get("test", {})
+            fractions[key] = _fraction(source, f"sc_fraction_above.{key}", value)
+        test = _table(source, "test", raw.get("test", {}))
+        _known_keys(source, "test.", test, ("orbit",))
         test_orbit = test.get("orbit")
         if test and test_orbit not in orbits:
             raise RecipeError(
@@ -126,15 +128,15 @@ class Recipe:
                 f"not {test_orbit!r}"
             )
         return cls(
-            name=raw.get("name", Path(source).stem),
+            name=_string(source, "name", raw.get("name", Path(source).stem)),
             text=text,
             mode=mode,
             orbits=orbits,
-            seed=int(raw.get("seed", 0)),
-            realizations=int(raw.get("realizations", 1)),
+            seed=_integer(source, "seed", raw.get("seed", 0), 0),
+            realizations=_integer(source, "realizations", raw.get("realizations", 1), 1),
             sc_fraction_above=fractions,
             test_orbit=test_orbit,
-            description=raw.get("description", ""),
+            description=_string(source, "description", raw.get("description", "")),
         )
 
     def fraction_bound(self, dopant: str) -> Fraction:
@@ -189,6 +191,84 @@ class Recipe:
     def tasks(self, parent: Parent) -> list[Task]:
         """The recipe's work list, in a fixed order: grid compositions, then test ones."""
         count = None if self.mode == "all" else self.realizations
-        return [Task(c, count) for c in self.compositions(parent)] + [
+        tasks = [Task(c, count) for c in self.compositions(parent)] + [
             Task(c, count, test=True) for c in self.test_compositions(parent)
         ]
+        if not tasks:
+            n_host, n_dop = (int(c[0]) for c in parent.formula_counts([0] * parent.n_active))
+            raise RecipeError(
+                f"recipe {self.name}: no composition of the Sc60{parent.dopant}13 parent has "
+                f"a Sc fraction above {self.fraction_bound(parent.dopant)} (the parent's is "
+                f"{Fraction(n_host, n_host + n_dop)} and defects only lower it): nothing to "
+                "enumerate; lower the bound in [sc_fraction_above]"
+            )
+        return tasks
+
+
+def _known_keys(source: str, where: str, table: dict, known: tuple[str, ...]) -> None:
+    """Refuse keys a recipe table does not define (retired keys say what replaced them)."""
+    for key in table:
+        if key in RETIRED:
+            raise RecipeError(f"{source}: {where}{key} is no longer a recipe key: {RETIRED[key]}")
+        if key not in known:
+            raise RecipeError(f"{source}: unknown key {where}{key} (known: {', '.join(known)})")
+
+
+def _table(source: str, key: str, value: object) -> dict:
+    """A TOML table, or a RecipeError naming the key."""
+    if not isinstance(value, dict):
+        raise RecipeError(f"{source}: {key} must be a table ([{key}]), not {value!r}")
+    return value
+
+
+def _string(source: str, key: str, value: object) -> str:
+    """A TOML string, or a RecipeError naming the key."""
+    if not isinstance(value, str):
+        raise RecipeError(f"{source}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _integer(source: str, key: str, value: object, low: int) -> int:
+    """A TOML integer of at least `low` (booleans are not integers here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise RecipeError(f"{source}: {key} must be an integer >= {low}, not {value!r}")
+    return value
+
+
+def _fraction(source: str, key: str, value: object) -> Fraction:
+    """A Sc-fraction bound in [0, 1): a string such as "2/3" or a number."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError
+        fraction = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        fraction = None
+    if fraction is None or not 0 <= fraction < 1:
+        raise RecipeError(
+            f'{source}: {key} must be a fraction in [0, 1) such as "2/3", not {value!r}'
+        )
+    return fraction
+
+
+def _orbit_rule(source: str, name: str, rule: object) -> OrbitRule:
+    """The rule of one [orbits.<name>] table."""
+    where = f"orbits.{name}"
+    rule = _table(source, where, rule)
+    _known_keys(source, f"{where}.", rule, ORBIT_KEYS)
+    species = rule.get("species", ["Sc"])
+    if (
+        not isinstance(species, list)
+        or not set(species) <= set(SPECIES)
+        or "Sc" not in species
+        or len(set(species)) != len(species)
+    ):
+        raise RecipeError(
+            f"{source}: {where}.species must include 'Sc' and use only {list(SPECIES)}, each "
+            f"once; got {species!r}"
+        )
+    max_defects = rule.get("max_defects")
+    return OrbitRule(
+        tuple(species),
+        _integer(source, f"{where}.step", rule.get("step", 1), 1),
+        None if max_defects is None else _integer(source, f"{where}.max_defects", max_defects, 0),
+    )
