@@ -77,3 +77,58 @@ def test_calculator_rejects_foreign_atoms_and_bad_limits(pt_labels: str) -> None
         ForestHullCalculator(dopant="Pt", limit=5)
     with pytest.raises(ModelError, match="no training set for Os"):
         ForestHullCalculator(dopant="Os", limit=0)
+
+
+def test_calculator_settings_as_in_ase(pt_labels: str) -> None:
+    """parameters/todict/set/repr like ASE's calculators; the member loads on first use."""
+    calc = ForestHullCalculator(dopant="Pt", limit=0, labels=pt_labels)
+    assert calc.todict() == {
+        "dopant": "Pt", "limit": 0, "max_displacement": 2.5, "regressor": "rf",
+        "labels": pt_labels,
+    }  # fmt: skip
+    assert repr(calc).startswith("ForestHullCalculator(dopant='Pt', limit=0")
+    assert calc._member is None  # nothing loaded yet
+    atoms = Store(training_store("Pt")).parent.decorate(np.zeros(36, np.uint8))
+    atoms.calc = calc
+    at_0 = atoms.get_potential_energy()
+    assert calc.card["limit"] == 0
+    with pytest.raises(ModelError, match="limit 5 is not one of"):
+        calc.set(limit=5)
+    assert calc.parameters.limit == 0 and calc.card["limit"] == 0  # refused, unchanged
+    assert calc.set(limit=24) == {"limit": 24}
+    at_24 = atoms.get_potential_energy()  # reloaded and recomputed
+    assert calc.card["limit"] == 24
+    fresh = ForestHullCalculator("Pt", 24, labels=pt_labels)
+    assert at_24 == pytest.approx(fresh.get_potential_energy(atoms)) and at_0 != at_24
+
+
+def test_calculator_answers_for_the_configuration_not_the_geometry(pt_labels: str) -> None:
+    from ase import Atoms
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    store = Store(training_store("Pt"))
+    calc = ForestHullCalculator("Pt", 24, labels=pt_labels)
+    atoms = store.parent.decorate(store.occupancy[200])
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()
+    copy = atoms[np.random.default_rng(1).permutation(len(atoms))]
+    copy.rattle(0.1, seed=2)
+    copy.set_cell(copy.cell[:] * 0.97, scale_atoms=True)
+    copy.calc = calc
+    assert copy.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    with pytest.raises(PropertyNotImplementedError, match="trained on energies alone"):
+        atoms.get_forces()
+    with pytest.raises(PropertyNotImplementedError, match="stress"):
+        atoms.get_stress()
+    bad = {
+        "two Sc atoms": Atoms("Sc2", [[0, 0, 0], [1.6, 1.6, 1.6]], cell=[3.3] * 3, pbc=True),
+        "a supercell": atoms.repeat((2, 1, 1)),
+        "no cell": Atoms(atoms.numbers, atoms.positions),
+    }
+    nan = atoms.copy()
+    nan.positions[3] = np.nan
+    bad["a NaN position"] = nan
+    for structure in bad.values():
+        structure.calc = calc
+        with pytest.raises(IdentifyError):
+            structure.get_potential_energy()

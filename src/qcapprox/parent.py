@@ -304,6 +304,13 @@ class Parent:
             raise IdentifyError(
                 f"{len(atoms)} atoms cannot decorate a parent of {len(self.atoms)} sites"
             )
+        if atoms.cell.rank < 3:
+            raise IdentifyError("the atoms have no 3-D cell: a decoration of the parent needs one")
+        bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+        if len(bad):
+            raise IdentifyError(
+                f"atom {bad[0]} has a non-finite position {atoms.positions[bad[0]]}"
+            )
         cell = np.asarray(self.atoms.cell[:])
         parent_frac = self.atoms.get_scaled_positions(wrap=True)
         frac = atoms.cell.scaled_positions(atoms.positions) % 1.0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, ClassVar
 
 from qcapprox.calculators.base import HullCalculator
-from qcapprox.models.forest import load_member
-from qcapprox.store import RELAXED
+from qcapprox.models.forest import ForestMember, ModelError, load_member, training_store
+from qcapprox.store import LABEL_KINDS, RELAXED
 
 
 class ForestHullCalculator(HullCalculator):
@@ -17,18 +17,28 @@ class ForestHullCalculator(HullCalculator):
     its relaxed labels (the target) or, with `labels="single-point"`, on the cheap screen.
     """
 
-    def __init__(
-        self,
-        dopant: str,
-        limit: int = 24,
-        regressor: str = "rf",
-        labels: str = RELAXED,
-        **kwargs,
-    ) -> None:
-        self.member = load_member(dopant, limit, regressor, labels)
-        self.limit = limit
-        super().__init__(self.member.parent, **kwargs)
+    default_parameters: ClassVar[dict[str, Any]] = {
+        **HullCalculator.default_parameters,
+        "regressor": "rf",
+        "labels": RELAXED,
+    }
 
-    def predict_e_above_hull(self, occupancy: np.ndarray) -> np.ndarray:
-        """Mean of the fold forests, eV/atom."""
-        return self.member.predict(occupancy)
+    def __init__(self, dopant: str | None = None, limit: int = 24, **kwargs: Any) -> None:
+        super().__init__(dopant=dopant, limit=limit, **kwargs)
+
+    def check(self, parameters: dict) -> None:
+        """Known limit and label set; a training set for the dopant."""
+        super().check(parameters)
+        if parameters.get("labels") not in LABEL_KINDS:
+            raise ModelError(f"labels must be one of {LABEL_KINDS}, not {parameters['labels']!r}")
+        dopant = parameters.get("dopant")
+        if dopant is not None and not training_store(dopant).exists():
+            raise ModelError(
+                f"no training set for {dopant} ({training_store(dopant)}); enumerate and "
+                "label one first"
+            )
+
+    def load(self) -> ForestMember:
+        """The member: from the cache, or trained now and checked against its card."""
+        p = self.parameters
+        return load_member(p.dopant, p.limit, p.regressor, p.labels)
