@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import html
 import re
 import subprocess
 import sys
@@ -46,7 +47,28 @@ def below(pred: np.ndarray, threshold: float = 0.0) -> list[set[int]]:
 
 
 def screen_text(app: QcapproxApp) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """The screen as plain text, from Textual's public SVG screenshot: every text run is
+    clipped to its terminal line and starts at x = column * cell width."""
+    runs = [
+        (float(x), float(length), int(line), html.unescape(text).replace("\xa0", " "))
+        for x, length, line, text in SVG_TEXT.findall(app.export_screenshot())
+    ]
+    cell = min(length / len(text) for _, length, _, text in runs if text)
+    lines: dict[int, dict[int, str]] = {}
+    for x, _, line, text in runs:
+        start = round(x / cell)
+        for k, char in enumerate(text):
+            lines.setdefault(line, {})[start + k] = char
+    return "\n".join(
+        "".join(row.get(c, " ") for c in range(max(row, default=-1) + 1))
+        for row in (lines.get(k, {}) for k in range(max(lines) + 1))
+    )
+
+
+SVG_TEXT = re.compile(
+    r'<text [^>]*x="([\d.]+)"[^>]*textLength="([\d.]+)"'
+    r'[^>]*clip-path="url\(#[\w-]*line-(\d+)\)"[^>]*>(.*?)</text>'
+)
 
 
 async def settle(pilot) -> None:
