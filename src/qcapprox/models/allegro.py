@@ -75,6 +75,7 @@ from qcapprox.hull import Hull
 from qcapprox.models.forest import ModelError, training_store
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.paths import REGISTRY_DIR
+from qcapprox.pretraining import file_sha256
 from qcapprox.store import RELAXED, Labels, Store, package_versions
 
 VARIANTS = ("ordinary", "sequential", "pretrained")
@@ -854,7 +855,9 @@ class AllegroMember:
 def load_allegro_member(
     dopant: str, limit: int = 24, variant: str = "sequential", registry: Path | None = None
 ) -> AllegroMember:
-    """A trained member from the registry (nothing is trained here)."""
+    """A trained member from the registry (nothing is trained here), its model file checked
+    against the card's `model_sha256` before anything loads it (nequip's loader unpickles:
+    a packaged model is code)."""
     if limit not in LIMITS:
         raise AllegroError(f"limit {limit} is not one of {LIMITS}")
     where = registry_dir(variant, dopant, limit, registry)
@@ -866,6 +869,13 @@ def load_allegro_member(
             f"--limits {limit}`"
         )
     card = json.loads(card_path.read_text())
+    found = file_sha256(model_path)
+    if found != card.get("model_sha256"):
+        raise AllegroError(
+            f"{model_path}: sha256 {found[:16]}... is not the model_sha256 "
+            f"{str(card.get('model_sha256'))[:16]}... of its card {card_path}; refused (a "
+            "packaged model is code: restore it from a trusted source, e.g. `git checkout`)"
+        )
     return AllegroMember(card, model_path, dopant, Hull.load(dopant))
 
 

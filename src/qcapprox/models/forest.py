@@ -12,7 +12,9 @@ model card of the relaxed-label family; `calculators/single-point/<regressor>/..
 the single-point family. The fitted regressors are large (tens of MB per limit), so they
 are trained on first use, deterministically, into a cache (`$QCAPPROX_CACHE`, default
 `~/.cache/qcapprox`) as skops files, and checked against the card: the training-set hash
-must match, and so must the test RMSE. skops loads only trusted scikit-learn types.
+must match, and so must the test RMSE. The cache's own copy of the card records the sha256
+of every file it wrote; a file that does not match (or a corrupt cache) is not loaded and
+the member is trained afresh. skops loads only trusted scikit-learn types.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from importlib import import_module
@@ -37,11 +40,13 @@ from qcapprox.descriptors import Descriptors
 from qcapprox.errors import QcapproxError
 from qcapprox.parent import Parent
 from qcapprox.paths import DATA_DIR, REGISTRY_DIR
+from qcapprox.pretraining import file_sha256
 from qcapprox.store import RELAXED, Labels, Store, package_versions
 
 N_FOLDS = 5
 SEED = 2024
 CARD_VERSIONS = ("qcapprox", "numpy", "scikit-learn", "skops", "ase", "pymatgen")
+CACHE_HASHES = "files_sha256"  # key of the cache card: file name -> sha256 of its bytes
 
 
 class ModelError(QcapproxError):
@@ -202,24 +207,45 @@ def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, di
 
 
 def _save(models: list, card: dict, cache: Path) -> None:
+    """Write the fold regressors, then the cache's copy of the card with the sha256 of
+    every file (`files_sha256`), so a cache is complete only once its card is there."""
     cache.mkdir(parents=True, exist_ok=True)
+    hashes = {}
     for k, model in enumerate(models):
-        tmp = cache / f"fold-{k}.skops.tmp"
+        path = cache / f"fold-{k}.skops"
+        tmp = path.with_name(path.name + ".tmp")
         sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        tmp.replace(cache / f"fold-{k}.skops")
-    (cache / "card.json").write_text(json.dumps(card, indent=1))
+        hashes[path.name] = file_sha256(tmp)
+        tmp.replace(path)
+    tmp = cache / "card.json.tmp"
+    tmp.write_text(json.dumps({**card, CACHE_HASHES: hashes}, indent=1))
+    tmp.replace(cache / "card.json")
 
 
 def _load_cached(cache: Path, digest: str) -> list | None:
+    """The cached fold regressors of a training-set digest, each file checked against the
+    sha256 in the cache's card before it is loaded; None (train afresh) when the cache is
+    absent, of another training set, incomplete, corrupt or altered (with a warning)."""
     card_path = cache / "card.json"
     if not card_path.exists():
         return None
-    if json.loads(card_path.read_text())["training_set_sha256"] != digest:
+    try:
+        card = json.loads(card_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        warnings.warn(f"{card_path} is corrupt: the model cache is rebuilt", stacklevel=3)
         return None
+    if card.get("training_set_sha256") != digest:
+        return None
+    hashes = card.get(CACHE_HASHES, {})
     models = []
     for k in range(N_FOLDS):
         path = cache / f"fold-{k}.skops"
-        if not path.exists():
+        if not path.exists() or file_sha256(path) != hashes.get(path.name):
+            warnings.warn(
+                f"{path} is missing or not the file its cache card records (sha256): the "
+                "model cache is rebuilt",
+                stacklevel=3,
+            )
             return None
         untrusted = sio.get_untrusted_types(file=path)
         if any(not t.startswith(("sklearn.", "numpy.")) for t in untrusted):
@@ -235,6 +261,7 @@ def load_member(
     the committed card."""
     if limit not in LIMITS:
         raise ModelError(f"limit {limit} is not one of {LIMITS}")
+    make_regressor(regressor)  # an unknown name fails before any data is read
     path = training_store(dopant)
     if not path.exists():
         raise ModelError(
