@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
+import h5py
 import numpy as np
 import typer
 from ase.io import write
+from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -22,11 +26,11 @@ from rich.table import Table
 
 from qcapprox.enumeration import Enumerator
 from qcapprox.enumeration.recipe import Recipe
-from qcapprox.enumeration.run import run_recipe
-from qcapprox.errors import QcapproxError
+from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
+from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR, REPO_ROOT
-from qcapprox.store import Store
+from qcapprox.store import LABEL_KINDS, Store, writer_lock
 
 app = typer.Typer(
     help="Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare.",
@@ -34,6 +38,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+errors = Console(stderr=True)
+
+
+class Session:
+    """Options of the whole command line, set before a sub-command runs."""
+
+    debug = False
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not one line.")
+    ] = False,
+) -> None:
+    """Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare."""
+    Session.debug = debug
+
 
 DopantOpt = Annotated[str, typer.Option("--dopant", "-d", help="Dopant metal M (any metal).")]
 CifOpt = Annotated[
@@ -50,15 +72,56 @@ OrbitOpt = Annotated[
 
 def _parent(dopant: str, cif: Path | None, orbit: list[str] | None) -> Parent:
     if cif is None:
-        return Parent.for_dopant(dopant)
+        if orbit:
+            raise QcapproxError("--orbit describes the sites of a --cif parent: give --cif too")
+        try:
+            return Parent.for_dopant(dopant)
+        except ParentError as err:
+            raise ParentError(f"--dopant {dopant}: {err}") from err
     orbits: dict[str, str | list[int]] = {}
     for item in orbit or []:
         name, _, spec = item.partition("=")
-        orbits[name] = [int(i) for i in spec.split(",")] if "," in spec else spec
+        indices = spec.split(",")
+        if not name or not spec or ("," in spec and not all(i.isdigit() for i in indices)):
+            raise QcapproxError(
+                f"--orbit {item!r}: use NAME=WYCKOFF (e.g. A4=12e) or NAME=i,j,k,... "
+                "(0-based atom indices)"
+            )
+        orbits[name] = [int(i) for i in indices] if "," in spec else spec
     parent = Parent.from_cif(cif, orbits)
     if parent.dopant != dopant:
         raise QcapproxError(f"{cif} holds {parent.dopant}, not the requested dopant {dopant}")
     return parent
+
+
+def _hdf5_format(path: Path) -> str | None:
+    """The `format` attribute of an HDF5 file ("" if it has none; None if not HDF5)."""
+    if not (path.is_file() and h5py.is_hdf5(path)):
+        return None
+    with h5py.File(path, "r") as handle:
+        return str(handle.attrs.get("format", ""))
+
+
+def _check_directory(out: Path) -> None:
+    """Refuse an output path in a directory that does not exist."""
+    if not out.parent.is_dir():
+        raise QcapproxError(f"--out {out}: the directory {out.parent} does not exist")
+
+
+def _check_output(
+    out: Path, inputs: Sequence[Path], force: bool, kind: str, is_kind: Callable[[Path], bool]
+) -> None:
+    """Refuse an output path that is one of the inputs or an existing file of another kind
+    than the `kind` about to be written (unless `force`), or in a missing directory."""
+    if out.exists() and not force:
+        same = next((p for p in inputs if p.exists() and out.samefile(p)), None)
+        problem = f"is the input {same}" if same is not None else f"exists and is not {kind}"
+        if same is not None or not is_kind(out):
+            raise QcapproxError(
+                f"--out {out} {problem}: choose another output or pass --force to replace "
+                "it; nothing was written"
+            )
+    _check_directory(out)
 
 
 def _progress() -> Progress:
@@ -79,16 +142,27 @@ def enumerate_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output store (.h5); resumes it.")],
     cif: CifOpt = None,
     orbit: OrbitOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help=f"Run a recipe of more than {MAX_CONFIGURATIONS:,} configurations."
+        ),
+    ] = False,
 ) -> None:
-    """Enumerate the symmetry-distinct configurations of a recipe into an HDF5 store."""
+    """Enumerate the symmetry-distinct configurations of a recipe into an HDF5 store
+    (resumable; its size and the estimated disk, memory and time are stated first)."""
     parent = _parent(dopant, cif, orbit)
     rec = Recipe.load(recipe)
-    n_tasks = len(rec.tasks(parent))
+    _check_directory(out)
+    plan = Plan.of(rec, parent)
+    console.print(plan.describe(), markup=False, highlight=False)
     with _progress() as bar:
-        job = bar.add_task(f"{rec.name} Sc60{dopant}13", total=n_tasks, rows=0)
+        job = bar.add_task(f"{rec.name} Sc60{dopant}13", total=len(plan.tasks), rows=0)
         rows = run_recipe(
-            rec, parent, out, progress=lambda d, t, r: bar.update(job, completed=d, rows=r)
-        )
+            rec, parent, out,
+            progress=lambda d, t, r: bar.update(job, completed=d, rows=r),
+            plan=plan, max_configurations=None if force else MAX_CONFIGURATIONS,
+        )  # fmt: skip
     console.print(f"{out}: {rows:,} configurations ({parent.spacegroup}, {len(parent.group)} ops)")
 
 
@@ -98,27 +172,29 @@ def count(
     dopant: DopantOpt,
     cif: CifOpt = None,
     orbit: OrbitOpt = None,
-    show: Annotated[int, typer.Option(help="Compositions to list (largest first).")] = 10,
+    show: Annotated[int, typer.Option(min=0, help="Compositions to list (largest first).")] = 10,
 ) -> None:
     """Size a recipe before running it: Burnside counts per composition, no enumeration."""
     parent = _parent(dopant, cif, orbit)
     rec = Recipe.load(recipe)
     enumerator = Enumerator.from_parent(parent)
-    rows = []
-    for task in rec.tasks(parent):
-        distinct = enumerator.count(task.composition)
-        n = distinct if task.count is None else min(distinct, task.count)
-        rows.append((task.composition, n, distinct, enumerator.labelled(task.composition)))
+    plan = Plan.of(rec, parent, enumerator)
+    rows = [
+        (t.composition, n, enumerator.count(t.composition), enumerator.labelled(t.composition))
+        for t, n in zip(plan.tasks, plan.rows, strict=True)
+    ]
     table = Table(title=f"{rec.name}, Sc60{dopant}13 ({parent.spacegroup})")
     for col in ("composition (A4 vac, A4 M, A5 vac, A5 M)", "to write", "distinct", "labelled"):
         table.add_column(col, justify="right")
     for comp, n, distinct, labelled in sorted(rows, key=lambda r: -r[1])[:show]:
         table.add_row(str(comp), f"{n:,}", f"{distinct:,}", f"{labelled:,}")
     console.print(table)
-    total = sum(r[1] for r in rows)
-    n_test = sum(task.test for task in rec.tasks(parent))
+    n_test = sum(task.test for task in plan.tasks)
     design = f" ({len(rows) - n_test} train/validation + {n_test} test)" if n_test else ""
-    console.print(f"{len(rows)} compositions{design}, {total:,} configurations to write")
+    console.print(
+        f"{len(rows)} compositions{design}, {plan.configurations:,} configurations to write"
+    )
+    console.print(plan.describe(), markup=False, highlight=False)
 
 
 @app.command()
@@ -152,18 +228,29 @@ def export(
     config_id: Annotated[int | None, typer.Option("--id", help="Configuration id.")] = None,
     row: Annotated[int | None, typer.Option("--row", help="Row instead of --id.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="ASE format, if not guessed.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing file that is not a structure.")
+    ] = False,
 ) -> None:
     """Write one configuration as CIF, POSCAR or extxyz (any ASE format)."""
-    s = Store(store)
     if (config_id is None) == (row is None):
         raise QcapproxError("give exactly one of --id and --row")
+    try:
+        fmt = fmt or filetype(out, read=False)
+    except UnknownFileTypeError:
+        fmt = None
+    if fmt not in ioformats or not ioformats[fmt].can_write:
+        raise QcapproxError(
+            f"--out {out}: no structure format that ASE writes is known by this name "
+            f"({fmt or 'no extension'}); use .cif, POSCAR, .vasp or .extxyz, or --format"
+        )
+    _check_output(out, [store], force, "a structure file", lambda p: _hdf5_format(p) is None)
+    s = Store(store)
     if row is not None:
         if not 0 <= row < len(s):
             raise QcapproxError(f"{store}: row {row} out of range 0..{len(s) - 1}")
         config_id = int(s.ids[row])
     atoms = s.atoms(config_id)
-    if fmt is None and out.name.upper().startswith(("POSCAR", "CONTCAR")):
-        fmt = "vasp"
     write(out, atoms, format=fmt)
     console.print(f"wrote {out} ({atoms.get_chemical_formula()}, id {config_id})")
 
@@ -230,31 +317,40 @@ def import_energies_cmd(
         Path, typer.Argument(help="extxyz, OUTCAR, vasprun.xml, ... with energies")
     ],
     labels: Annotated[
-        str, typer.Option(help="Which label set the energies are: relaxed or single-point.")
+        LabelKind, typer.Option(help="Which label set the energies are: relaxed or single-point.")
     ] = "relaxed",
 ) -> None:
     """Label a store with energies you computed elsewhere (e.g. DFT)."""
     from qcapprox.labeling import import_energies
 
-    matched = import_energies(store, structures, labels)
+    with writer_lock(store):
+        matched = import_energies(store, structures, labels)
     console.print(f"{store}: {matched:,} configurations labelled ({labels}) from {structures}")
 
 
 def _limits(text: str) -> tuple[int, ...]:
+    """The limits of a --limits value: 'all' or a comma list of distinct limits."""
     from qcapprox.datasets import LIMITS
 
     if text == "all":
         return LIMITS
-    limits = tuple(int(x) for x in text.split(","))
-    bad = [x for x in limits if x not in LIMITS]
-    if bad:
-        raise QcapproxError(f"limits {bad} are not among {list(LIMITS)}")
-    return limits
+    items = [x.strip() for x in text.split(",")]
+    bad = [x for x in items if not (x.isdigit() and int(x) in LIMITS)]
+    repeated = sorted({x for x in items if items.count(x) > 1})
+    if bad or repeated:
+        problem = f"{bad[0]!r} is not a limit" if bad else f"limit {repeated[0]} is repeated"
+        raise typer.BadParameter(
+            f"{text!r}: {problem}; give 'all' or distinct limits from "
+            f"{', '.join(map(str, LIMITS))} separated by commas",
+            param_hint="'--limits'",
+        )
+    return tuple(int(x) for x in items)
 
 
 LimitsOpt = Annotated[str, typer.Option(help="'all' or a comma list such as 0,12,24.")]
+LabelKind = Literal[LABEL_KINDS]
 LabelsOpt = Annotated[
-    str,
+    LabelKind,
     typer.Option(
         "--labels",
         help="Label set: relaxed (the target) or single-point (the cheap screen, parent geometry).",
@@ -267,7 +363,8 @@ def limits(store: Annotated[Path, typer.Argument(help="A labelled training store
     """Subset sizes per limit and the fixed split (the study's Table 1 / Figure 1)."""
     from qcapprox.datasets import subset_sizes, write_split
 
-    split = write_split(store)
+    with writer_lock(store):
+        split = write_split(store)
     table = Table(title=f"{store}: limit subsets (split stored in the file)")
     for col in ("limit", "train", "validation", "test", "total"):
         table.add_column(col, justify="right")
@@ -295,6 +392,7 @@ def train(
     labels: LabelsOpt = "relaxed",
 ) -> None:
     """Train a family (one model per limit; finished limits are kept) and its model cards."""
+    todo = _limits(limits)
     table = Table(title=f"{backbone} family, Sc60{dopant}13, {labels} labels")
     for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
@@ -303,7 +401,6 @@ def train(
     if backbone == "allegro":
         from qcapprox.models.allegro import train_allegro_family
 
-        todo = _limits(limits)
         with Progress(
             TextColumn(f"[bold]allegro-{variant} Sc60{dopant}13"), BarColumn(),
             MofNCompleteColumn(), TextColumn("limits"), TimeElapsedColumn(), console=console,
@@ -316,7 +413,7 @@ def train(
     else:
         from qcapprox.models.forest import train_family
 
-        cards = train_family(dopant, backbone, _limits(limits), labels)
+        cards = train_family(dopant, backbone, todo, labels)
     for card in cards:
         sizes = card["sizes"]
         table.add_row(
@@ -370,6 +467,7 @@ def predict(
     from qcapprox.models import family_key
     from qcapprox.prediction import predict_store
 
+    todo = _limits(limits)
     with Progress(
         TextColumn(f"[bold]{backbone}"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:
@@ -377,7 +475,7 @@ def predict(
         done = predict_store(
             store,
             backbone,
-            _limits(limits),
+            todo,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
             labels=labels,
         )
@@ -391,12 +489,22 @@ def predict(
 def bundle(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results file to write (.h5).")],
     stores: Annotated[list[Path], typer.Argument(help="Predicted stores, one per dopant.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing file that is not a results file.")
+    ] = False,
 ) -> None:
     """Bundle predicted stores of several dopants into one results file for the UI."""
     from qcapprox.models.forest import training_store
+    from qcapprox.results import FORMAT
     from qcapprox.results import bundle as bundle_results
 
-    by_dopant = {Store(path).parent.dopant: path for path in stores}
+    _check_output(out, stores, force, "a results file", lambda p: _hdf5_format(p) == FORMAT)
+    by_dopant = {}
+    for path in stores:
+        dopant = Store(path).parent.dopant
+        if dopant in by_dopant:
+            raise QcapproxError(f"{by_dopant[dopant]} and {path} both hold Sc60{dopant}13")
+        by_dopant[dopant] = path
     training = {m: training_store(m) for m in by_dopant if training_store(m).exists()}
     bundle_results(by_dopant, out, training=training)
     console.print(f"{out}: {', '.join(by_dopant)}")
@@ -422,6 +530,9 @@ def report(
 ) -> None:
     """Write the study's figures for these results (PNG and SVG)."""
     from qcapprox.report import write_report
+
+    if out.exists() and not out.is_dir():
+        raise QcapproxError(f"--out {out} is a file: give a directory for the figures")
 
     files = write_report(results, out, threshold=threshold, log=console.print)
     console.print(f"{out}: {len(files)} files (energies: CHGNet stand-in labels)")
@@ -510,11 +621,34 @@ def demo(
         run(results, threshold=0.0 if relaxed else near)
 
 
-def main() -> None:
-    """Entry point with clear one-line errors for bad input."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point. Input a user can get wrong (options, paths, recipes, stores, models)
+    ends in one line `error: ...` on stderr and exit code 2; `--debug` shows the
+    traceback instead."""
     warnings.simplefilter("default")
+    args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
+    Session.debug = False  # until the root options are parsed
     try:
-        app()
-    except QcapproxError as err:
-        console.print(f"[red]error:[/red] {err}")
+        code = app(args=args, prog_name="qcapprox", standalone_mode=False)
+    except (QcapproxError, typer.TyperException, OSError) as err:
+        if Session.debug:
+            raise
+        errors.print(
+            f"error: {_one_line(err)}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
         raise SystemExit(2) from err
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _one_line(err: Exception) -> str:
+    """The message of an error on one line: click's usage errors with their --help hint,
+    OS errors with the file."""
+    if isinstance(err, typer.TyperException):
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        text = err.format_message() + hint
+    elif isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err)
+    return " ".join(text.split())

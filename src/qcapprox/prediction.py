@@ -30,7 +30,7 @@ import numpy as np
 from qcapprox.datasets import LIMITS
 from qcapprox.models import family_key, forest
 from qcapprox.parent import Parent
-from qcapprox.store import RELAXED, Store, open_store, write_atomically
+from qcapprox.store import RELAXED, Store, open_store, write_atomically, writer_lock
 
 
 def member_predictor(
@@ -67,23 +67,25 @@ def predict_store(
     """Predict every configuration of a store at each limit; returns the limits written.
 
     Each limit is written as soon as it is predicted (a copy of the store, extended and
-    renamed over it), so an interrupted run keeps its finished limits and resumes after them.
+    renamed over it), so an interrupted run keeps its finished limits and resumes after them;
+    the store's writer lock is held meanwhile (a second writer fails at once).
     """
     path = Path(path)
     store = Store(path)
     family = family_key(backbone, labels)
-    todo = [x for x in limits if x not in existing_limits(path, family)]
-    for k, limit in enumerate(todo):
-        card, model, predict = member_predictor(
-            backbone, store.parent.dopant, limit, store.parent, labels
-        )
-        values = predict(store.occupancy)
-        write = partial(
-            _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
-        )
-        write_atomically(path, write, base=path)
-        if progress:
-            progress(k + 1, len(todo))
+    with writer_lock(path):
+        todo = [x for x in limits if x not in existing_limits(path, family)]
+        for k, limit in enumerate(todo):
+            card, model, predict = member_predictor(
+                backbone, store.parent.dopant, limit, store.parent, labels
+            )
+            values = predict(store.occupancy)
+            write = partial(
+                _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
+            )
+            write_atomically(path, write, base=path)
+            if progress:
+                progress(k + 1, len(todo))
     return todo
 
 
