@@ -155,7 +155,7 @@ def enumerate_cmd(
     rec = Recipe.load(recipe)
     _check_directory(out)
     plan = Plan.of(rec, parent)
-    console.print(plan.describe(), markup=False, highlight=False)
+    console.print(plan.describe(), markup=False, highlight=False, soft_wrap=True)
     with _progress() as bar:
         job = bar.add_task(f"{rec.name} Sc60{dopant}13", total=len(plan.tasks), rows=0)
         rows = run_recipe(
@@ -194,7 +194,7 @@ def count(
     console.print(
         f"{len(rows)} compositions{design}, {plan.configurations:,} configurations to write"
     )
-    console.print(plan.describe(), markup=False, highlight=False)
+    console.print(plan.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -340,7 +340,7 @@ def _limits(text: str) -> tuple[int, ...]:
     if bad or repeated:
         problem = f"{bad[0]!r} is not a limit" if bad else f"limit {repeated[0]} is repeated"
         raise typer.BadParameter(
-            f"{text!r}: {problem}; give 'all' or distinct limits from "
+            f"{problem}; give 'all' or distinct limits from "
             f"{', '.join(map(str, LIMITS))} separated by commas",
             param_hint="'--limits'",
         )

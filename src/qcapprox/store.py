@@ -185,8 +185,8 @@ def check_codes(occupancy: np.ndarray, ids: np.ndarray, path: Path, where: str =
         site = int(np.argmax(occupancy[row] > VACANCY))
         raise StoreError(
             f"{path}: {where}configs/occupancy row {row} (id {int(ids[row])}) has code "
-            f"{int(occupancy[row, site])} at active site {site} ({len(rows)} such rows); "
-            "codes are 0 Sc, 1 M, 2 vacancy; the file was left untouched"
+            f"{int(occupancy[row, site])} at active site {site} (rows with bad codes: "
+            f"{len(rows)}); codes are 0 Sc, 1 M, 2 vacancy; the file was left untouched"
         )
 
 
