@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from qcapprox.enumeration import Enumerator
+from qcapprox.enumeration import Enumerator, run
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import StoreError
@@ -115,6 +115,41 @@ def test_killed_runs_resume_to_identical_content(tmp_path, parent_pt: Parent) ->
         np.testing.assert_array_equal(a[field], b[field])
     assert len(np.unique(b["id"])) == len(b["id"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.h5", "kill.toml", "killed.h5"]
+
+
+def test_interrupted_mid_task_resumes_after_its_committed_chunks(
+    tmp_path, parent_pt: Parent, monkeypatch
+) -> None:
+    """Chunks are committed within a task (here after every chunk: commit_seconds=0); a run
+    stopped in the middle of a task resumes after that task's committed chunks. Rows are
+    sorted by id within each chunk of a task."""
+    monkeypatch.setattr(run, "CHUNK", 100)
+    recipe = Recipe.load(RECIPES_DIR / "inference-a4.toml")
+    clean = tmp_path / "clean.h5"
+    run_recipe(recipe, parent_pt, clean)
+    seen: list[int] = []
+
+    def stop(done: int, total: int, rows: int) -> None:
+        seen.append(done)
+        if seen.count(done) == 3:  # after the second chunk of task `done`
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out.h5"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, parent_pt, out, progress=stop, commit_seconds=0)
+    journal = Journal(out, {})
+    assert not out.exists() and journal.done == seen[-1]
+    partial = sum(int((seg["task"] == journal.done).sum()) for seg in journal.load())
+    assert 100 < partial <= 200  # two chunks of task `done`, committed before it ended
+    run_recipe(recipe, parent_pt, out)
+    a, b = contents(clean), contents(out)
+    for field in CONFIG_FIELDS:
+        np.testing.assert_array_equal(a[field], b[field])
+    for task in np.unique(b["task"]):
+        ids = b["id"][b["task"] == task]
+        for start in range(0, len(ids), 100):
+            assert np.all(np.diff(ids[start : start + 100]) > 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.h5", "out.h5"]
 
 
 def test_refuses_foreign_corrupt_and_other_version(tmp_path, parent_pt: Parent) -> None:
