@@ -30,7 +30,7 @@ import numpy as np
 from qcapprox.datasets import LIMITS
 from qcapprox.models import family_key, forest
 from qcapprox.parent import Parent
-from qcapprox.store import RELAXED, Store, open_store, write_atomically, writer_lock
+from qcapprox.store import RELAXED, Store, one_writer, open_store, write_atomically
 
 
 def member_predictor(
@@ -57,6 +57,7 @@ def existing_limits(path: Path, backbone: str) -> set[int]:
         return {int(name.split("-")[1]) for name in group} if group is not None else set()
 
 
+@one_writer
 def predict_store(
     path: str | Path,
     backbone: str = "rf",
@@ -73,19 +74,18 @@ def predict_store(
     path = Path(path)
     store = Store(path)
     family = family_key(backbone, labels)
-    with writer_lock(path):
-        todo = [x for x in limits if x not in existing_limits(path, family)]
-        for k, limit in enumerate(todo):
-            card, model, predict = member_predictor(
-                backbone, store.parent.dopant, limit, store.parent, labels
-            )
-            values = predict(store.occupancy)
-            write = partial(
-                _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
-            )
-            write_atomically(path, write, base=path)
-            if progress:
-                progress(k + 1, len(todo))
+    todo = [x for x in limits if x not in existing_limits(path, family)]
+    for k, limit in enumerate(todo):
+        card, model, predict = member_predictor(
+            backbone, store.parent.dopant, limit, store.parent, labels
+        )
+        values = predict(store.occupancy)
+        write = partial(
+            _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
+        )
+        write_atomically(path, write, base=path)
+        if progress:
+            progress(k + 1, len(todo))
     return todo
 
 

@@ -37,6 +37,7 @@ is an atomic rename.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -47,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -79,6 +81,7 @@ CONFIG_LAYOUT: dict[str, tuple[tuple[int | str, ...], type]] = {
 }
 CONFIG_FIELDS = tuple(CONFIG_LAYOUT)
 CHUNK_ROWS = 8192
+T = TypeVar("T")
 PACKAGES = ("qcapprox", "numpy", "ase", "spglib", "pymatgen", "h5py")
 
 
@@ -368,6 +371,18 @@ def writer_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             lock.unlink()
+
+
+def one_writer(function: Callable[..., T]) -> Callable[..., T]:
+    """Decorator of a function whose first argument is the store it writes: the function
+    runs under that store's `writer_lock`."""
+
+    @functools.wraps(function)
+    def locked(path: str | Path, *args: object, **kwargs: object) -> T:
+        with writer_lock(Path(path)):
+            return function(path, *args, **kwargs)
+
+    return locked
 
 
 def parent_digest(parent: Parent) -> str:
