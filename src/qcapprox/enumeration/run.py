@@ -147,7 +147,7 @@ def run_recipe(
                 return len(handle["configs/id"])
         plan = plan or Plan.of(recipe, parent, enumerator)
         plan.check(max_configurations)
-        journal = Journal(out, identity)
+        journal = Journal(out, {**identity, "chunk_rows": CHUNK})  # resumes at chunk bounds
         done = journal.done  # tasks complete
         rows = skip = 0
         for segment in journal.load():
