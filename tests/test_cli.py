@@ -53,7 +53,7 @@ def test_count_sizes_a_recipe() -> None:
     assert result.exit_code == 0
     assert "1074 compositions (1011 train/validation + 63 test)" in result.output
     assert "1,074 configurations to" in result.output
-    assert "training: 1,074 configurations (Burnside) in 1,074 compositions" in result.output
+    assert "training: 1,074 configurations (at most 1 each) in 1,074 compositions" in result.output
     assert "peak memory about" in result.output
 
 

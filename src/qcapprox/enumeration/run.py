@@ -83,9 +83,10 @@ class Plan:
 
     def describe(self) -> str:
         """One line: the size and the estimates."""
-        n = self.configurations
+        n, recipe = self.configurations, self.recipe
+        how = "Burnside" if recipe.mode == "all" else f"at most {recipe.realizations} each"
         return (
-            f"{self.recipe.name}: {n:,} configurations (Burnside) in {len(self.tasks):,} "
+            f"{recipe.name}: {n:,} configurations ({how}) in {len(self.tasks):,} "
             f"compositions; estimated {_size(n * STORE_BYTES_PER_ROW)} store, "
             f"{_size(n * JOURNAL_BYTES_PER_ROW)} journal while it runs, peak memory about "
             f"{_size(PEAK_MEMORY)}, about {_duration(self.seconds)}"
