@@ -111,6 +111,8 @@ def task_rows(enumerator: Enumerator, task: Task) -> int:
 
 
 def _size(n_bytes: float) -> str:
+    if n_bytes < 2**20:
+        return "under 1 MB"
     return f"{n_bytes / 2**30:.1f} GB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MB"
 
 
