@@ -132,3 +132,15 @@ def test_calculator_answers_for_the_configuration_not_the_geometry(pt_labels: st
         structure.calc = calc
         with pytest.raises(IdentifyError):
             structure.get_potential_energy()
+
+
+def test_forest_calculator_needs_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from qcapprox.calculators import ForestHullCalculator; "
+        "assert 'torch' not in sys.modules and 'nequip' not in sys.modules, 'torch imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

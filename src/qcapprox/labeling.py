@@ -48,7 +48,7 @@ from qcapprox.datasets import a5_defects
 from qcapprox.errors import QcapproxError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
-from qcapprox.store import LABEL_KINDS, Journal, Store, write_atomically
+from qcapprox.store import LABEL_KINDS, Journal, Store, one_writer, write_atomically
 
 DEFAULT_CALCULATOR = "chgnet"
 SINGLE_POINT = "single point at the parent geometry"
@@ -238,6 +238,7 @@ def label_journal(
     return Journal(path.with_name(f"{path.name}.labels-{kind}"), identity)
 
 
+@one_writer
 def label_store(
     path: str | Path,
     calculator: str = DEFAULT_CALCULATOR,

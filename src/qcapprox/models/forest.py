@@ -30,7 +30,6 @@ from importlib import import_module
 from pathlib import Path
 
 import numpy as np
-import skops.io as sio
 from sklearn.base import RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.model_selection import KFold
@@ -209,6 +208,8 @@ def fit_member(data: TrainingData, regressor: str, limit: int) -> tuple[list, di
 def _save(models: list, card: dict, cache: Path) -> None:
     """Write the fold regressors, then the cache's copy of the card with the sha256 of
     every file (`files_sha256`), so a cache is complete only once its card is there."""
+    import skops.io as sio  # here: skops imports torch through scikit-learn's array API
+
     cache.mkdir(parents=True, exist_ok=True)
     hashes = {}
     for k, model in enumerate(models):
@@ -226,6 +227,8 @@ def _load_cached(cache: Path, digest: str) -> list | None:
     """The cached fold regressors of a training-set digest, each file checked against the
     sha256 in the cache's card before it is loaded; None (train afresh) when the cache is
     absent, of another training set, incomplete, corrupt or altered (with a warning)."""
+    import skops.io as sio  # here: skops imports torch through scikit-learn's array API
+
     card_path = cache / "card.json"
     if not card_path.exists():
         return None
