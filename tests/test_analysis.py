@@ -225,7 +225,7 @@ def test_results_refuses_bad_files(tmp_path: Path, results_path: Path) -> None:
     with h5py.File(other, "r+") as handle:
         handle.attrs["schema_version"] = 1
         del handle["Pd/configs/multiplicity"]
-    with pytest.raises(StoreError, match=r"incomplete, missing \['Pd/configs/multiplicity'\]"):
+    with pytest.raises(StoreError, match=r"Pd/configs/multiplicity is missing"):
         Results(other)
 
 
