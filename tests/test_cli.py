@@ -25,6 +25,16 @@ def test_help_lists_subcommands_and_each_has_help() -> None:
         assert name in result.output
         sub = runner.invoke(app, [name, "--help"])
         assert sub.exit_code == 0 and "Usage" in sub.output, name
+        short = runner.invoke(app, [name, "-h"])
+        assert short.exit_code == 0 and short.output == sub.output, name
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"qcapprox {version('qcapprox')}"
 
 
 def test_enumerate_info_export_round_trip(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,7 +11,12 @@ if TYPE_CHECKING:
     from qcapprox.parent import Parent
     from qcapprox.store import Store
 
-__all__ = ["Enumerator", "Parent", "Store"]
+try:
+    __version__ = version("qcapprox")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown"
+
+__all__ = ["Enumerator", "Parent", "Store", "__version__"]
 _HOMES = {
     "Enumerator": "qcapprox.enumeration",
     "Parent": "qcapprox.parent",

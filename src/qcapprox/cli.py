@@ -36,6 +36,7 @@ app = typer.Typer(
     help="Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 errors = Console(stderr=True)
@@ -47,10 +48,22 @@ class Session:
     debug = False
 
 
+def _version(show: bool) -> None:
+    if show:
+        from qcapprox import __version__
+
+        console.print(f"qcapprox {__version__}")
+        raise typer.Exit
+
+
 @app.callback()
 def options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an error, not one line.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare."""
