@@ -8,8 +8,11 @@ import pytest
 from resultsdata import results_file
 
 from qcapprox.enumeration import Enumerator
+from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
 from qcapprox.models.forest import training_store
 from qcapprox.parent import Parent
+from qcapprox.paths import RECIPES_DIR
 from qcapprox.results import Results
 from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
@@ -25,6 +28,15 @@ def enumerator_pt(parent_pt: Parent) -> Enumerator:
 
 
 @pytest.fixture(scope="session")
+def inference_pt(tmp_path_factory, parent_pt: Parent) -> Path:
+    """The A4 inference store of Pt (15,327 rows), enumerated once per session: read it,
+    or copy it before writing."""
+    path = tmp_path_factory.mktemp("inference") / "sc60pt13-a4.h5"
+    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def pt_labels() -> str:
     """The label set the bundled Pt family is trained on: relaxed once the relabeling has
     landed, single-point until then (the tests cover whichever is shipped)."""
@@ -33,10 +45,12 @@ def pt_labels() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory) -> None:
-    """One fresh model cache per test session: members are trained once and checked
-    against the committed model cards."""
+    """One fresh model cache and an empty user data directory per test session: members
+    are trained once and checked against the committed model cards, and nothing the user
+    built (references, training sets) is read."""
     mp = pytest.MonkeyPatch()
     mp.setenv("QCAPPROX_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+    mp.setenv("QCAPPROX_DATA", str(tmp_path_factory.mktemp("user-data")))
     yield
     mp.undo()
 

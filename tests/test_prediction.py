@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -10,19 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from qcapprox.cli import app
-from qcapprox.enumeration.recipe import Recipe
-from qcapprox.enumeration.run import run_recipe
 from qcapprox.models import family_key
 from qcapprox.models.forest import load_member, registry_dir
-from qcapprox.parent import Parent
-from qcapprox.paths import RECIPES_DIR
 from qcapprox.prediction import predict_store
 from qcapprox.store import Store
 
 
-def test_predict_inference_set(tmp_path, parent_pt: Parent, pt_labels: str) -> None:
-    path = tmp_path / "a4.h5"
-    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
+def test_predict_inference_set(tmp_path, inference_pt: Path, pt_labels: str) -> None:
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
     args = ["predict", str(path), "--limits", "0,24", "--labels", pt_labels]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -46,10 +43,9 @@ def test_predict_inference_set(tmp_path, parent_pt: Parent, pt_labels: str) -> N
 
 
 def test_interrupted_prediction_keeps_finished_limits(
-    tmp_path, parent_pt: Parent, pt_labels: str
+    tmp_path, inference_pt: Path, pt_labels: str
 ) -> None:
-    path = tmp_path / "a4.h5"
-    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, path)
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
     family = family_key("rf", pt_labels)
 
     def stop(done: int, total: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,10 +68,11 @@ def test_round_trip_parent_and_configs(tmp_path, parent_pt: Parent) -> None:
     assert "inference-a4" in store.attrs["recipe"]
 
 
-def test_rerun_is_a_no_op_and_other_run_is_refused(tmp_path, parent_pt: Parent) -> None:
-    out = tmp_path / "a4.h5"
+def test_rerun_is_a_no_op_and_other_run_is_refused(
+    tmp_path, parent_pt: Parent, inference_pt: Path
+) -> None:
+    out = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
     recipe = Recipe.load(RECIPES_DIR / "inference-a4.toml")
-    run_recipe(recipe, parent_pt, out)
     before = digest(out)
     assert run_recipe(recipe, parent_pt, out) == 15327
     with pytest.raises(StoreError, match="holds another run"):
@@ -126,7 +128,7 @@ def test_interrupted_mid_task_resumes_after_its_committed_chunks(
     monkeypatch.setattr(run, "CHUNK", 100)
     recipe = Recipe.load(RECIPES_DIR / "inference-a4.toml")
     clean = tmp_path / "clean.h5"
-    run_recipe(recipe, parent_pt, clean)
+    run_recipe(recipe, parent_pt, clean)  # in chunks of 100 as well
     seen: list[int] = []
 
     def stop(done: int, total: int, rows: int) -> None:
