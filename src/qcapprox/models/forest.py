@@ -7,14 +7,17 @@ the energy above the hull (eV/atom) of the relaxed labels (or, as the cheap scre
 single points); rows whose label failed or did not converge are left out. The test RMSE
 (eq. 3) is measured on the 63 test configurations (A4-only, compositions not trained on).
 
-Registry: `calculators/<regressor>/<dopant>/limit-XX/card.json` (committed) holds the
-model card of the relaxed-label family; `calculators/single-point/<regressor>/...` that of
-the single-point family. The fitted regressors are large (tens of MB per limit), so they
-are trained on first use, deterministically, into a cache (`$QCAPPROX_CACHE`, default
-`~/.cache/qcapprox`) as skops files, and checked against the card: the training-set hash
-must match, and so must the test RMSE. The cache's own copy of the card records the sha256
-of every file it wrote; a file that does not match (or a corrupt cache) is not loaded and
-the member is trained afresh. skops loads only trusted scikit-learn types.
+Registry: `calculators/<regressor>/<dopant>/limit-XX/card.json` (committed) holds the model
+card of the relaxed-label family; `calculators/single-point/<regressor>/...` that of the
+single-point family. A dopant trained on the user's own training set (`<user
+data>/training/sc60<m>13.h5`, see qcapprox.paths) has its cards in `<user
+data>/calculators/` with the same layout. The fitted regressors are large (tens of MB per
+limit), so they are trained on first use, deterministically, into a cache
+(`$QCAPPROX_CACHE`, default `~/.cache/qcapprox`) as skops files, and checked against the
+card: the training-set hash must match, and so must the test RMSE. The cache's own copy of
+the card records the sha256 of every file it wrote; a file that does not match (or a
+corrupt cache) is not loaded and the member is trained afresh. skops loads only trusted
+scikit-learn types.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ from qcapprox.datasets import LIMITS, TEST, TRAIN, VALIDATION, in_limit, write_s
 from qcapprox.descriptors import Descriptors
 from qcapprox.errors import QcapproxError
 from qcapprox.parent import Parent
-from qcapprox.paths import DATA_DIR, REGISTRY_DIR
+from qcapprox.paths import (
+    DATA_DIR,
+    REGISTRY_DIR,
+    is_bundled,
+    user_or_bundled,
+    user_registry_dir,
+    user_training_dir,
+)
 from qcapprox.pretraining import file_sha256
 from qcapprox.store import RELAXED, Labels, Store, package_versions
 
@@ -75,8 +85,10 @@ def make_regressor(name: str) -> RegressorMixin:
 
 
 def training_store(dopant: str) -> Path:
-    """The bundled labelled training set of a dopant."""
-    return DATA_DIR / "training" / f"sc60{dopant.lower()}13.h5"
+    """The labelled training set of a dopant: the user's (``<user data>/training/``) if it
+    exists, else the bundled one (``data/training/``); the user's path for a new dopant."""
+    name = f"sc60{dopant.lower()}13.h5"
+    return user_or_bundled(user_training_dir() / name, DATA_DIR / "training" / name)
 
 
 def family_path(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
@@ -87,8 +99,10 @@ def family_path(regressor: str, dopant: str, limit: int, labels: str = RELAXED) 
 
 
 def registry_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
-    """Where the card of one family member lives."""
-    return REGISTRY_DIR / family_path(regressor, dopant, limit, labels)
+    """Where the card of one family member lives: beside its training set's kind, the
+    bundled registry (``calculators/``) for a bundled training set, else the user's."""
+    root = REGISTRY_DIR if is_bundled(training_store(dopant)) else user_registry_dir()
+    return root / family_path(regressor, dopant, limit, labels)
 
 
 def cache_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
@@ -239,7 +253,10 @@ def _load_cached(cache: Path, digest: str) -> list | None:
         return None
     if card.get("training_set_sha256") != digest:
         return None
-    hashes = card.get(CACHE_HASHES, {})
+    if CACHE_HASHES not in card:
+        warnings.warn(f"{cache} holds no file hashes (an older qcapprox): rebuilt", stacklevel=3)
+        return None
+    hashes = card[CACHE_HASHES]
     models = []
     for k in range(N_FOLDS):
         path = cache / f"fold-{k}.skops"
@@ -292,12 +309,14 @@ def load_member(
 def train_family(
     dopant: str, regressor: str = "rf", limits: tuple[int, ...] = LIMITS, labels: str = RELAXED
 ) -> list[dict]:
-    """Train (or load) every limit and write the cards into the registry."""
+    """Train (or load) every limit and write the cards that are new into the registry (the
+    bundled registry is only read)."""
     cards = []
     for limit in limits:
         card_path = registry_dir(regressor, dopant, limit, labels) / "card.json"
         member = load_member(dopant, limit, regressor, labels)
-        card_path.parent.mkdir(parents=True, exist_ok=True)
-        card_path.write_text(json.dumps(member.card, indent=1) + "\n")
+        if not (card_path.exists() and is_bundled(card_path)):
+            card_path.parent.mkdir(parents=True, exist_ok=True)
+            card_path.write_text(json.dumps(member.card, indent=1) + "\n")
         cards.append(member.card)
     return cards
