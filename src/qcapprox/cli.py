@@ -323,6 +323,95 @@ def label(
     )
 
 
+@app.command()
+def references(
+    dopant: DopantOpt,
+    calculator: Annotated[
+        str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
+    ] = "chgnet",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Directory of Sc-<M>.json (default: the user data dir)."),
+    ] = None,
+) -> None:
+    """Relax the Sc-M competing phases that define the convex hull, for any metal
+    (resumable: phases already in the file are kept)."""
+    from qcapprox.hull import Hull
+    from qcapprox.paths import user_references_dir
+    from qcapprox.references import build_references
+
+    out_dir = out_dir or user_references_dir()
+    with Progress(
+        TextColumn(f"[bold]references Sc-{dopant}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[phase]}"), TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+        job = bar.add_task("relax", total=None, phase="")
+        path = build_references(
+            dopant, out_dir, calculator,
+            progress=lambda d, t, name: bar.update(job, completed=d, total=t, phase=name),
+        )  # fmt: skip
+    hull = Hull.load(dopant, path)
+    console.print(f"{path}: {len(hull.phase_names)} phases; hull: {', '.join(hull.stable_names)}")
+
+
+@app.command()
+def screen(
+    dopant: DopantOpt,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir", help="Inference store and results file (default: the user data dir)."
+        ),
+    ] = None,
+    relax: Annotated[
+        bool,
+        typer.Option(
+            "--relax/--single-point",
+            help="Train on relaxed labels (the target, default) or single points (cheap).",
+        ),
+    ] = True,
+    calculator: Annotated[
+        str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
+    ] = "chgnet",
+    design: Annotated[
+        Path, typer.Option(help="Training design recipe (needs a [test] table).")
+    ] = RECIPES_DIR / "training.toml",
+    inference: Annotated[Path, typer.Option(help="Inference recipe.")] = RECIPES_DIR
+    / "inference-a4.toml",
+    limits: LimitsOpt = "all",
+    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
+) -> None:
+    """A new dopant end to end: references, training design, labels, RF family, inference
+    set, predictions and a results file for `qcapprox tui` (every step resumable)."""
+    from qcapprox.labeling import Relaxation
+    from qcapprox.paths import user_data_dir
+    from qcapprox.screen import Screen
+
+    out_dir = out_dir or user_data_dir() / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = Screen(
+        dopant, out_dir, calculator, Relaxation() if relax else None, design, inference,
+        _limits(limits), workers,
+    )  # fmt: skip
+    run.check()
+    for line in run.cost(run.parent()):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not yes and not typer.confirm("start?", default=True):
+        raise typer.Exit(1)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+
+        def step(name: str) -> Callable[[int, int], None]:
+            job = bar.add_task(name, total=None)
+            return lambda done, total: bar.update(job, completed=done, total=total)
+
+        results = run.run(step)
+    console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
+
+
 @app.command("import-energies")
 def import_energies_cmd(
     store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5) to label.")],
@@ -597,9 +686,14 @@ def demo(
         return
     results = out_dir / "sc60m13-inference.h5"
     bundle_results(stores, results, training={m: training_store(m) for m in stores})
-    table = Table(title="A4 inference sets: predicted below a threshold (eV/atom, CHGNet stand-in)")
-    columns = ["dopant", "family", "configs", "min E_hull", "< 0 at limit 0/12/24", f"< {near:g}",
-               "RMSE 24"]  # fmt: skip
+    shared = set(families.values())
+    family_column = len(shared) > 1
+    table = Table(
+        title="A4 inference sets: predicted below a threshold (eV/atom, CHGNet stand-in)"
+        + ("" if family_column else f", {shared.pop()}")
+    )
+    columns = ["dopant", *(["family"] if family_column else []), "configs", "min E_hull",
+               "< 0 at limit 0/12/24", f"< {near:g}", "RMSE 24"]  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right")
     with Results(results) as res:
@@ -611,8 +705,9 @@ def demo(
                 for t in (0.0, near)
             ]
             table.add_row(
-                dopant, family, f"{len(res.ids(dopant)):,}", f"{np.nanmin(predictions):+.3f}",
-                *counts, f"{res.metrics(dopant, family).test_rmse[-1]:.4f}",
+                dopant, *([family] if family_column else []), f"{len(res.ids(dopant)):,}",
+                f"{np.nanmin(predictions):+.3f}", *counts,
+                f"{res.metrics(dopant, family).test_rmse[-1]:.4f}",
             )  # fmt: skip
     console.print(table)
     if any(family != "rf" for family in families.values()):
