@@ -101,7 +101,7 @@ def test_corpus_builds_labels_and_never_overwrites(tmp_path) -> None:
     assert again.exit_code != 0 and "exists" in str(again.exception)
     assert out.read_bytes() == before
     missing = runner.invoke(app, ["corpus", "-o", str(tmp_path / "os.extxyz"), "--dopants", "Os"])
-    assert missing.exit_code != 0 and "build_references.py --dopants Os" in str(missing.exception)
+    assert missing.exit_code != 0 and "qcapprox references --dopant Os" in str(missing.exception)
 
 
 def test_corpus_option_is_for_pretrained_only(tmp_path) -> None:

@@ -2,7 +2,8 @@
 
 A configuration of the parent holds ``n_Sc`` host atoms and ``n_M`` dopant atoms; vacancies
 are absent atoms and count nowhere. With ``e_Sc`` and ``e_M`` the energies per atom of the
-elemental references (hcp Sc, fcc M), the formation energy per atom (eq. 1) is
+elemental references (hcp Sc; M in its own ground state, e.g. fcc Pt, hcp Os), the formation
+energy per atom (eq. 1) is
 
     E_f = (E_total - n_Sc e_Sc - n_M e_M) / (n_Sc + n_M)                        [eV/atom]
 
@@ -23,7 +24,7 @@ corrections); ``H`` is evaluated with ``np.interp`` over its stable entries sort
 
 Example::
 
-    hull = Hull.load("Pt")                       # data/references/Sc-Pt.json
+    hull = Hull.load("Pt")                       # data/references/Sc-Pt.json (bundled)
     hull.e_above_hull(-6.7568 * 146, 120, 26)    # eV/atom, the ideal Sc60Pt13 model
 """
 
@@ -40,23 +41,27 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element
 
 from qcapprox.errors import HullError
-from qcapprox.paths import DATA_DIR
+from qcapprox.paths import DATA_DIR, user_or_bundled, user_references_dir
 
-__all__ = ["HOST", "REFERENCES_DIR", "Hull", "reference_path"]
+__all__ = ["HOST", "REFERENCES_DIR", "Hull", "dopant_symbol", "reference_path"]
 
 HOST = "Sc"
-REFERENCES_DIR = DATA_DIR / "references"
+REFERENCES_DIR = DATA_DIR / "references"  # the bundled sets (Pt, Pd, Ir, Rh)
 
 #: A phase's composition: a formula ("Sc2Pt"), a mapping {"Sc": 2, "Pt": 1} or (n_host, n_dopant).
 CountsLike = str | Mapping[str, float] | Sequence[float]
 
 
 def reference_path(dopant: str) -> Path:
-    """Default reference file of a dopant: ``data/references/Sc-<M>.json``."""
-    return REFERENCES_DIR / f"{HOST}-{_dopant_symbol(dopant)}.json"
+    """Default reference file of a dopant: ``Sc-<M>.json`` in the user data directory
+    (built by `qcapprox references`) if there is one, else the bundled one
+    (``data/references/``); the user's path if neither exists."""
+    name = f"{HOST}-{dopant_symbol(dopant)}.json"
+    return user_or_bundled(user_references_dir() / name, REFERENCES_DIR / name)
 
 
-def _dopant_symbol(dopant: str) -> str:
+def dopant_symbol(dopant: str) -> str:
+    """The element symbol of a dopant (capitalized), refused if not an element or Sc."""
     symbol = str(dopant).strip().capitalize()
     if not Element.is_valid_symbol(symbol):
         raise HullError(f"dopant {dopant!r} is not an element symbol (e.g. 'Pt', 'Pd', 'Ir')")
@@ -129,7 +134,7 @@ class Hull:
     ) -> None:
         """Build from ``{name: (n_host, n_dopant, total_energy)}``; see :meth:`load` and
         :meth:`from_entries` for the usual ways in."""
-        self.dopant = _dopant_symbol(dopant)
+        self.dopant = dopant_symbol(dopant)
         self.source = source
         if not phases:
             raise HullError(f"{source}: no reference phases")
@@ -172,13 +177,14 @@ class Hull:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, dopant: str, path: Path | str | None = None) -> Hull:
-        """Read the references of one dopant, by default ``data/references/Sc-<M>.json``.
+        """Read the references of one dopant, by default :func:`reference_path` (user-built,
+        else bundled).
 
         ``path`` may be the file or the directory holding ``Sc-<M>.json``. The file has
         ``dopant`` and ``phases``; each phase has ``name``, ``formula`` and ``energy`` (total,
         eV) and optionally ``n_atoms`` and ``e_per_atom``, which are checked for consistency.
         """
-        symbol = _dopant_symbol(dopant)
+        symbol = dopant_symbol(dopant)
         if path is None:
             path = reference_path(symbol)
         path = Path(path)
@@ -187,7 +193,7 @@ class Hull:
         if not path.is_file():
             raise HullError(
                 f"no reference file for dopant {symbol}: {path} does not exist; build it with "
-                "scripts/build_references.py or pass path= to Hull.load"
+                f"`qcapprox references --dopant {symbol}` or pass path= to Hull.load"
             )
         try:
             data = json.loads(path.read_text())
@@ -235,7 +241,7 @@ class Hull:
         A composition is a formula (``"Sc2Pt"``), a mapping (``{"Sc": 2, "Pt": 1}``) or a
         pair ``(n_host, n_dopant)``. Both elemental phases must be present.
         """
-        symbol = _dopant_symbol(dopant)
+        symbol = dopant_symbol(dopant)
         phases: dict[str, tuple[float, float, float]] = {}
         for name, item in entries.items():
             where = f"{source}: phase {name!r}"

@@ -1,6 +1,15 @@
-"""Locations of the bundled data (parents, references, training sets, results, registry)."""
+"""Locations of the bundled data (parents, references, training sets, results, registry) and
+of the user's own (references, training sets, model cards built here for any dopant).
 
+The bundled data is read-only; everything qcapprox builds by default goes under the user
+data directory: ``$QCAPPROX_DATA`` if set, else the platform's per-user data directory
+(platformdirs, e.g. ``~/.local/share/qcapprox`` on Linux).
+"""
+
+import os
 from pathlib import Path
+
+import platformdirs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"
@@ -8,3 +17,36 @@ PARENTS_DIR = DATA_DIR / "parents"
 RECIPES_DIR = REPO_ROOT / "enumeration"
 REGISTRY_DIR = REPO_ROOT / "calculators"
 BUNDLED_RESULTS = DATA_DIR / "results" / "sc60m13-inference.h5"
+DATA_ENV = "QCAPPROX_DATA"
+
+
+def user_data_dir() -> Path:
+    """The user data directory: ``$QCAPPROX_DATA``, else platformdirs' user data dir."""
+    return Path(os.environ.get(DATA_ENV) or platformdirs.user_data_dir("qcapprox"))
+
+
+def user_references_dir() -> Path:
+    """Reference sets built by `qcapprox references` (``Sc-<M>.json``)."""
+    return user_data_dir() / "references"
+
+
+def user_training_dir() -> Path:
+    """Training stores built by the user (``sc60<m>13.h5``)."""
+    return user_data_dir() / "training"
+
+
+def user_registry_dir() -> Path:
+    """Model cards of the families trained by the user (same layout as ``calculators/``)."""
+    return user_data_dir() / "calculators"
+
+
+def user_or_bundled(user: Path, bundled: Path) -> Path:
+    """The file a dopant's data is read from: the user's if it exists, else the bundled
+    one if that exists, else the user's (where a new one is built)."""
+    return bundled if bundled.exists() and not user.exists() else user
+
+
+def is_bundled(path: Path) -> bool:
+    """Whether a path lies in the bundled data or registry (read-only: never written)."""
+    path = Path(path).resolve()
+    return any(path.is_relative_to(root) for root in (DATA_DIR, REGISTRY_DIR, RECIPES_DIR))

@@ -72,7 +72,7 @@ def prototypes(dopants: Sequence[str] = DOPANTS) -> list[tuple[str, str, Atoms]]
         if not path.exists():
             raise _corpus_error(
                 f"no reference phases for Sc-{dopant} ({path}): relax them first with "
-                f"scripts/build_references.py --dopants {dopant}"
+                f"`qcapprox references --dopant {dopant}`"
             )
         data = json.loads(path.read_text())
         for phase in data["phases"]:

@@ -99,10 +99,12 @@ def family_path(regressor: str, dopant: str, limit: int, labels: str = RELAXED) 
 
 
 def registry_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
-    """Where the card of one family member lives: beside its training set's kind, the
-    bundled registry (``calculators/``) for a bundled training set, else the user's."""
-    root = REGISTRY_DIR if is_bundled(training_store(dopant)) else user_registry_dir()
-    return root / family_path(regressor, dopant, limit, labels)
+    """Where the card of one family member lives: the user's registry if it has the card,
+    else the bundled one (``calculators/``) if that has it, else the user's (new cards)."""
+    member = family_path(regressor, dopant, limit, labels)
+    card = user_or_bundled(user_registry_dir() / member / "card.json",
+                           REGISTRY_DIR / member / "card.json")  # fmt: skip
+    return card.parent
 
 
 def cache_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
