@@ -388,8 +388,9 @@ def screen(
     from qcapprox.paths import user_data_dir
     from qcapprox.screen import Screen
 
-    out_dir = out_dir or user_data_dir() / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is None:
+        out_dir = user_data_dir() / "results"
+        out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
         dopant, out_dir, calculator, Relaxation() if relax else None, design, inference,
         _limits(limits), workers,

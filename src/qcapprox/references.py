@@ -201,10 +201,13 @@ def dumps(data: dict) -> str:
 
 
 def relax(atoms: Atoms, calc: Calculator) -> tuple[Atoms, dict]:
-    """Relax cell and positions under FixSymmetry; the relaxed Atoms and a summary."""
+    """Relax cell and positions under FixSymmetry; the relaxed Atoms and a summary. BLAS
+    runs on one thread: the cell filter's 3x3 matrix exponentials are ten times slower when
+    OpenBLAS spreads them over busy cores (README, relaxation throughput)."""
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
+    from threadpoolctl import threadpool_limits
 
     atoms = atoms.copy()
     atoms.calc = calc
@@ -212,7 +215,8 @@ def relax(atoms: Atoms, calc: Calculator) -> tuple[Atoms, dict]:
     atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
     filt = FrechetCellFilter(atoms)
     opt = FIRE(filt, logfile=None)
-    converged = bool(opt.run(fmax=FMAX, steps=MAX_STEPS))
+    with threadpool_limits(1):
+        converged = bool(opt.run(fmax=FMAX, steps=MAX_STEPS))
     residual = float(np.sqrt((filt.get_forces() ** 2).sum(axis=1).max()))
     energy = float(atoms.get_potential_energy())
     relaxed = atoms.copy()
@@ -248,6 +252,12 @@ def labeler_of(calculator: str) -> tuple[str, dict]:
         "start_volume": f"{VOLUME_FACTOR} x sum of experimental elemental atomic volumes",
     }
     return labeler, settings
+
+
+def missing_phases(dopant: str, path: Path) -> list[str]:
+    """Names of the catalogue phases of a dopant not yet in the reference file `path`."""
+    have = {p["name"] for p in json.loads(path.read_text())["phases"]} if path.exists() else set()
+    return [p.name(dopant) for p in CATALOGUE if p.name(dopant) not in have]
 
 
 def _load(path: Path, dopant: str, labeler: str, settings: dict) -> dict:

@@ -1,0 +1,96 @@
+"""A new dopant end to end (`qcapprox screen`): references, training design, labels, RF
+family, inference set, predictions and a results file, on a tiny design with a cheap ASE
+calculator; every step resumes; nothing bundled is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qcapprox.cli import main
+from qcapprox.hull import Hull
+from qcapprox.results import Results
+from qcapprox.store import SINGLE_POINT, Store
+
+LJ = "labelers:lennard_jones"
+# 13 A4 compositions (Sc or Os, no vacancy): 7 on the step-2 grid, 6 off it (the test set)
+DESIGN = """
+name = "tiny-design"
+mode = "random"
+seed = 3
+realizations = 1
+[orbits.A4]
+species = ["Sc", "M"]
+step = 2
+[orbits.A5]
+species = ["Sc"]
+[test]
+orbit = "A4"
+"""
+INFERENCE = """
+name = "tiny-inference"
+mode = "random"
+seed = 4
+realizations = 1
+[orbits.A4]
+species = ["Sc", "M"]
+step = 1
+[orbits.A5]
+species = ["Sc"]
+"""
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch) -> Path:
+    """An empty user data directory; dask workers import the test labelers."""
+    monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "user"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    return tmp_path / "user"
+
+
+def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys) -> None:
+    (tmp_path / "design.toml").write_text(DESIGN)
+    (tmp_path / "inference.toml").write_text(INFERENCE)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [
+        "screen", "--dopant", "Os", "--single-point", "--calculator", LJ, "--yes",
+        "--design", str(tmp_path / "design.toml"), "--inference", str(tmp_path / "inference.toml"),
+        "--limits", "0,24", "--workers", "1", "--out-dir", str(out),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    printed = capsys.readouterr().out
+    assert stop.value.code == 0, printed
+    assert "references: 13 Sc-Os phases to relax" in printed
+    assert "training: 13 structures to label (single-point)" in printed
+
+    training = user / "training" / "sc60os13.h5"
+    assert SINGLE_POINT in Store(training).labels and len(Store(training)) == 13
+    cards = sorted((user / "calculators" / "single-point" / "rf" / "Os").glob("*/card.json"))
+    assert [c.parent.name for c in cards] == ["limit-00", "limit-24"]
+    results = out / "sc60os13-results.h5"
+    with Results(results) as res:
+        assert res.dopants == ("Os",)
+        predicted = res.predictions("Os", "rf-single-point")
+        assert np.isfinite(predicted[[0, -1]]).all() and predicted.shape[1] == 13
+
+    stamps = {p: p.stat().st_mtime_ns for p in (training, out / "sc60os13-inference.h5")}
+    with pytest.raises(SystemExit) as stop:  # a rerun resumes: nothing is recomputed
+        main(args)
+    assert stop.value.code == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert "references: 0 Sc-Os phases to relax (present)" in capsys.readouterr().out
+    assert len(Hull.load("Os").phase_names) == 13
+
+
+def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> None:
+    (tmp_path / "design.toml").write_text(INFERENCE)
+    with pytest.raises(SystemExit) as stop:
+        main(["screen", "-d", "Os", "--design", str(tmp_path / "design.toml"), "--yes",
+              "--out-dir", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "needs a [test] table" in err and "\n" not in err
+    assert not user.exists()
