@@ -5,6 +5,7 @@ the bundled sets reproduce with CHGNet."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,16 @@ def test_bundled_sets_reproduce_with_chgnet(tmp_path) -> None:
         old = next(p for p in bundled["phases"] if p["name"] == dopant)
         assert abs(new["e_per_atom"] - old["e_per_atom"]) < 1e-3, dopant
         assert json.loads(path.read_text())["settings"] == bundled["settings"]
+
+
+def test_user_data_dir_is_per_user_and_overridable(tmp_path, monkeypatch) -> None:
+    import platformdirs
+
+    from qcapprox.paths import DATA_ENV, REPO_ROOT, user_data_dir
+
+    monkeypatch.delenv(DATA_ENV)
+    assert user_data_dir() == Path(platformdirs.user_data_dir("qcapprox"))
+    assert not user_data_dir().resolve().is_relative_to(REPO_ROOT)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert user_data_dir() == tmp_path
+    assert reference_path("Os") == tmp_path / "references" / "Sc-Os.json"

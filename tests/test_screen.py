@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -50,7 +51,14 @@ def user(tmp_path, monkeypatch) -> Path:
     return tmp_path / "user"
 
 
-def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys) -> None:
+def run(args: list[str]) -> int:
+    """Exit code of one `qcapprox` command line."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    return int(stop.value.code)
+
+
+def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> None:
     (tmp_path / "design.toml").write_text(DESIGN)
     (tmp_path / "inference.toml").write_text(INFERENCE)
     out = tmp_path / "out"
@@ -84,6 +92,21 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys) -> None:
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert "references: 0 Sc-Os phases to relax (present)" in capsys.readouterr().out
     assert len(Hull.load("Os").phase_names) == 13
+
+    # explicit paths: another user data dir sees nothing, --training and --registry do
+    monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "elsewhere"))
+    fresh = tmp_path / "fresh.h5"
+    assert run(["enumerate", str(tmp_path / "inference.toml"), "-d", "Os", "-o", str(fresh)]) == 0
+    predict = ["predict", str(fresh), "--labels", "single-point", "--limits", "0,24"]
+    capsys.readouterr()
+    assert run(predict) == 2 and "no training set for Os" in capsys.readouterr().err
+    explicit = ["--training", str(training), "--registry", str(user / "calculators")]
+    assert run(predict + explicit) == 0
+    with h5py.File(fresh) as handle:
+        group = handle["predictions/rf-single-point"]
+        np.testing.assert_array_equal(group["limit-00"][:], predicted[0])
+        np.testing.assert_array_equal(group["limit-24"][:], predicted[-1])
+    assert not (tmp_path / "elsewhere" / "calculators").exists()
 
 
 def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> None:

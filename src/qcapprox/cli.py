@@ -29,7 +29,7 @@ from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
-from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR, REPO_ROOT
+from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
 from qcapprox.store import LABEL_KINDS, Store, writer_lock
 
 app = typer.Typer(
@@ -451,6 +451,14 @@ def _limits(text: str) -> tuple[int, ...]:
 
 
 LimitsOpt = Annotated[str, typer.Option(help="'all' or a comma list such as 0,12,24.")]
+TrainingOpt = Annotated[
+    Path | None,
+    typer.Option(help="Labelled training store (default: the user's, else the bundled one)."),
+]
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option(help="Model registry directory (default: the user's, then calculators/)."),
+]
 LabelKind = Literal[LABEL_KINDS]
 LabelsOpt = Annotated[
     LabelKind,
@@ -493,6 +501,8 @@ def train(
         typer.Option(help="allegro pretrained: your own extxyz corpus (see `qcapprox corpus`)."),
     ] = None,
     labels: LabelsOpt = "relaxed",
+    training: TrainingOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
     """Train a family (one model per limit; finished limits are kept) and its model cards."""
     todo = _limits(limits)
@@ -511,12 +521,13 @@ def train(
             job = bar.add_task("train", total=len(todo))
             cards = train_allegro_family(
                 dopant, variant, todo, preset, forces=forces, corpus=corpus,
-                progress=lambda d, t: bar.update(job, completed=d),
+                progress=lambda d, t: bar.update(job, completed=d), store=training,
+                registry=registry,
             )  # fmt: skip
     else:
         from qcapprox.models.forest import train_family
 
-        cards = train_family(dopant, backbone, todo, labels)
+        cards = train_family(dopant, backbone, todo, labels, training, registry)
     for card in cards:
         sizes = card["sizes"]
         table.add_row(
@@ -565,6 +576,8 @@ def predict(
     ] = "rf",
     limits: LimitsOpt = "all",
     labels: LabelsOpt = "relaxed",
+    training: TrainingOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
     """Predict the energy above hull of every configuration with a family, per limit."""
     from qcapprox.models import family_key
@@ -581,6 +594,8 @@ def predict(
             todo,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
             labels=labels,
+            training=training,
+            registry=registry,
         )
     console.print(
         f"{store}: predictions/{family_key(backbone, labels)} for limits {done or 'none new'} "
@@ -643,8 +658,10 @@ def report(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the stores go.")] = REPO_ROOT
-    / "runs",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Where the stores go (default: <user data dir>/runs)."),
+    ] = None,
     ui: Annotated[bool, typer.Option(help="Open the UI at the end when in a terminal.")] = True,
     near: Annotated[
         float, typer.Option(help="A 'slightly positive' threshold, eV/atom, shown beside 0.")
@@ -658,11 +675,13 @@ def demo(
     from qcapprox.analysis import below_hull
     from qcapprox.models import family_key
     from qcapprox.models.forest import training_store
+    from qcapprox.paths import user_data_dir
     from qcapprox.prediction import predict_store
     from qcapprox.results import Results
     from qcapprox.results import bundle as bundle_results
     from qcapprox.store import RELAXED, SINGLE_POINT
 
+    out_dir = out_dir or user_data_dir() / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     recipe = RECIPES_DIR / "inference-a4.toml"
     stores, families = {}, {}

@@ -34,20 +34,28 @@ from qcapprox.store import RELAXED, Store, one_writer, open_store, write_atomica
 
 
 def member_predictor(
-    backbone: str, dopant: str, limit: int, parent: Parent, labels: str = RELAXED
+    backbone: str,
+    dopant: str,
+    limit: int,
+    parent: Parent,
+    labels: str = RELAXED,
+    training: Path | None = None,
+    registry: Path | None = None,
 ) -> tuple[dict, Path, Callable[[np.ndarray], np.ndarray]]:
     """Card, registry path and e_above_hull predictor of one family member of a backbone:
-    `rf` (or another regressor name, trained on `labels`) or `allegro`,
-    `allegro-sequential`, `allegro-pretrained`."""
+    `rf` (or another regressor name, trained on `labels` of the store `training`) or
+    `allegro`, `allegro-sequential`, `allegro-pretrained`; `registry` overrides where the
+    cards are read (default: user's, then bundled)."""
     if backbone.startswith("allegro"):
         from qcapprox.models import allegro
 
         variant = allegro.variant_of(backbone)
-        member = allegro.load_allegro_member(dopant, limit, variant)
-        where = allegro.registry_dir(variant, dopant, limit)
+        member = allegro.load_allegro_member(dopant, limit, variant, registry)
+        where = allegro.registry_dir(variant, dopant, limit, registry)
         return member.card, where, lambda occ: member.predict(occ, parent)
-    rf = forest.load_member(dopant, limit, backbone, labels)
-    return rf.card, forest.registry_dir(backbone, dopant, limit, labels), rf.predict
+    rf = forest.load_member(dopant, limit, backbone, labels, training, registry)
+    where = forest.registry_dir(backbone, dopant, limit, labels, registry)
+    return rf.card, where, rf.predict
 
 
 def existing_limits(path: Path, backbone: str) -> set[int]:
@@ -64,6 +72,8 @@ def predict_store(
     limits: Sequence[int] = LIMITS,
     progress: Callable[[int, int], None] | None = None,
     labels: str = RELAXED,
+    training: Path | None = None,
+    registry: Path | None = None,
 ) -> list[int]:
     """Predict every configuration of a store at each limit; returns the limits written.
 
@@ -77,7 +87,7 @@ def predict_store(
     todo = [x for x in limits if x not in existing_limits(path, family)]
     for k, limit in enumerate(todo):
         card, model, predict = member_predictor(
-            backbone, store.parent.dopant, limit, store.parent, labels
+            backbone, store.parent.dopant, limit, store.parent, labels, training, registry
         )
         values = predict(store.occupancy)
         write = partial(

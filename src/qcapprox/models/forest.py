@@ -98,10 +98,15 @@ def family_path(regressor: str, dopant: str, limit: int, labels: str = RELAXED) 
     return path if labels == RELAXED else Path(labels) / path
 
 
-def registry_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
-    """Where the card of one family member lives: the user's registry if it has the card,
-    else the bundled one (``calculators/``) if that has it, else the user's (new cards)."""
+def registry_dir(
+    regressor: str, dopant: str, limit: int, labels: str = RELAXED, registry: Path | None = None
+) -> Path:
+    """Where the card of one family member lives: under `registry` if given; else the
+    user's registry if it has the card, else the bundled one (``calculators/``) if that has
+    it, else the user's (new cards)."""
     member = family_path(regressor, dopant, limit, labels)
+    if registry is not None:
+        return Path(registry) / member
     card = user_or_bundled(user_registry_dir() / member / "card.json",
                            REGISTRY_DIR / member / "card.json")  # fmt: skip
     return card.parent
@@ -277,14 +282,20 @@ def _load_cached(cache: Path, digest: str) -> list | None:
 
 
 def load_member(
-    dopant: str, limit: int, regressor: str = "rf", labels: str = RELAXED
+    dopant: str,
+    limit: int,
+    regressor: str = "rf",
+    labels: str = RELAXED,
+    training: Path | None = None,
+    registry: Path | None = None,
 ) -> ForestMember:
     """One family member: from the cache, or trained now (seconds) and checked against
-    the committed card."""
+    its card. `training` (default: training_store) and `registry` (default: registry_dir)
+    name the labelled training store and the registry explicitly."""
     if limit not in LIMITS:
         raise ModelError(f"limit {limit} is not one of {LIMITS}")
     make_regressor(regressor)  # an unknown name fails before any data is read
-    path = training_store(dopant)
+    path = Path(training) if training is not None else training_store(dopant)
     if not path.exists():
         raise ModelError(
             f"no training set for {dopant} ({path}); enumerate and label one first "
@@ -293,7 +304,7 @@ def load_member(
         )
     data = TrainingData.load(path, labels)
     digest = data.digest(limit)
-    card_path = registry_dir(regressor, dopant, limit, labels) / "card.json"
+    card_path = registry_dir(regressor, dopant, limit, labels, registry) / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else None
     if card is not None and card["training_set_sha256"] != digest:
         raise ModelError(f"{card_path}: the training set {path} changed since the card was made")
@@ -309,14 +320,19 @@ def load_member(
 
 
 def train_family(
-    dopant: str, regressor: str = "rf", limits: tuple[int, ...] = LIMITS, labels: str = RELAXED
+    dopant: str,
+    regressor: str = "rf",
+    limits: tuple[int, ...] = LIMITS,
+    labels: str = RELAXED,
+    training: Path | None = None,
+    registry: Path | None = None,
 ) -> list[dict]:
     """Train (or load) every limit and write the cards that are new into the registry (the
     bundled registry is only read)."""
     cards = []
     for limit in limits:
-        card_path = registry_dir(regressor, dopant, limit, labels) / "card.json"
-        member = load_member(dopant, limit, regressor, labels)
+        card_path = registry_dir(regressor, dopant, limit, labels, registry) / "card.json"
+        member = load_member(dopant, limit, regressor, labels, training, registry)
         if not (card_path.exists() and is_bundled(card_path)):
             card_path.parent.mkdir(parents=True, exist_ok=True)
             card_path.write_text(json.dumps(member.card, indent=1) + "\n")
