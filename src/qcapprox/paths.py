@@ -7,15 +7,26 @@ data directory: ``$QCAPPROX_DATA`` if set, else the platform's per-user data dir
 """
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import platformdirs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / "data"
+
+
+def bundled(name: str) -> Path:
+    """A top-level directory of the repository (data, calculators, enumeration): in a
+    checkout the directory itself, in an installed wheel its copy qcapprox/_bundled/<name>."""
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / name).is_dir():
+        return REPO_ROOT / name
+    return Path(str(files("qcapprox") / "_bundled" / name))
+
+
+DATA_DIR = bundled("data")
 PARENTS_DIR = DATA_DIR / "parents"
-RECIPES_DIR = REPO_ROOT / "enumeration"
-REGISTRY_DIR = REPO_ROOT / "calculators"
+RECIPES_DIR = bundled("enumeration")
+REGISTRY_DIR = bundled("calculators")
 BUNDLED_RESULTS = DATA_DIR / "results" / "sc60m13-inference.h5"
 DATA_ENV = "QCAPPROX_DATA"
 
