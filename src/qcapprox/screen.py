@@ -38,9 +38,11 @@ from qcapprox.references import build_references, missing_phases
 from qcapprox.results import bundle
 from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
-#: Rough CHGNet costs on this machine (2 worker processes x 1 thread; README, relaxation
-#: throughput): seconds per structure per worker.
-CHGNET_SECONDS = {RELAXED: 107.0, SINGLE_POINT: 0.5, "reference": 30.0}
+#: Rough CHGNet costs on this machine (2 cores, under load), seconds: per structure and
+#: worker, a relaxation of a heavily defected structure (README, relaxation throughput) and
+#: a single point with forces and stress (0.32 s measured); per reference phase (13 Sc-Os
+#: phases in 60 s).
+CHGNET_SECONDS = {RELAXED: 107.0, SINGLE_POINT: 0.32, "reference": 5.0}
 
 Progress = Callable[[int, int], None]
 
@@ -117,8 +119,9 @@ class Screen:
         ]
         if self.calculator == DEFAULT_CALCULATOR:
             seconds = (
-                refs * CHGNET_SECONDS["reference"] + todo * CHGNET_SECONDS[self.labels]
-            ) / self.n_workers
+                refs * CHGNET_SECONDS["reference"]
+                + todo * CHGNET_SECONDS[self.labels] / self.n_workers
+            )
             lines.append(
                 f"estimate with CHGNet on {self.n_workers} workers: {seconds / 3600:.1f} h of "
                 "labeling (a rough upper bound: light structures relax in fewer steps)"
