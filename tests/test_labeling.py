@@ -88,8 +88,9 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
     from labelers import lennard_jones
+    from threadpoolctl import threadpool_limits
 
-    relaxation = Relaxation(fmax=0.05, max_steps=500)
+    relaxation = Relaxation(fmax=0.1, max_steps=500)
     assert label_store(six, LJ, relaxation, n_workers=1, chunk_size=4) == 0
     store = Store(six)
     relaxed, single = store.label_set("relaxed"), store.label_set("single-point")
@@ -101,18 +102,19 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
         offset, steps = group["atoms_offset"][:], group["steps"][:]
         displacement = group["max_displacement"][:]
     assert (steps > 0).all() and (steps <= 500).all() and (displacement > 0).all()
-    for row in range(len(store)):
+    for row in (0, len(store) - 1):
         decorated = store.parent.decorate(store.occupancy[row])
         decorated.calc = lennard_jones()
         assert single.energy[row] == pytest.approx(decorated.get_potential_energy())
         opt = FIRE(FrechetCellFilter(decorated), logfile=None)
-        assert opt.run(fmax=0.05, steps=500)
+        with threadpool_limits(1):  # as the labeler's workers run it
+            assert opt.run(fmax=0.1, steps=500)
         assert relaxed.energy[row] == pytest.approx(decorated.get_potential_energy(), abs=1e-8)
         assert steps[row] == opt.nsteps
         again = Atoms(decorated.numbers, positions[offset[row] : offset[row + 1]],
                       cell=cell[row], pbc=True, calculator=lennard_jones())  # fmt: skip
         assert again.get_potential_energy() == pytest.approx(relaxed.energy[row], abs=1e-8)
-    assert "FIRE" in relaxed.attrs["settings"] and "0.05" in relaxed.attrs["settings"]
+    assert "FIRE" in relaxed.attrs["settings"] and "fmax 0.1 " in relaxed.attrs["settings"]
 
 
 def test_step_cap_flags_unconverged_rows(six: Path) -> None:

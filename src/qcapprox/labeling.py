@@ -86,19 +86,21 @@ def _version(package: str) -> str:
 def make_calculator(spec: str) -> Calculator:
     """The calculator of a spec: "chgnet" or "module:factory" (factory() -> Calculator).
 
-    Cached per process, so every dask worker builds its calculator once.
+    Cached per process, so every dask worker builds its calculator once. The worker's BLAS
+    is limited to its threads ($QCAPPROX_TORCH_THREADS, default 1), whatever the
+    calculator: the cell filter does small dense algebra every step, and a BLAS that spreads
+    3x3 solves over all cores took 2.5x CHGNet's time per step (benchmarks/relaxation.py).
     """
+    import scipy.linalg  # noqa: F401  (loaded before its BLAS is limited)
+    from threadpoolctl import threadpool_limits
+
+    threads = int(os.environ.get("QCAPPROX_TORCH_THREADS", "1"))
+    threadpool_limits(threads)
     if spec == DEFAULT_CALCULATOR:
-        import scipy.linalg  # noqa: F401  (loaded before its BLAS is limited)
         import torch
         from chgnet.model.dynamics import CHGNetCalculator
-        from threadpoolctl import threadpool_limits
 
-        threads = int(os.environ.get("QCAPPROX_TORCH_THREADS", "1"))
         torch.set_num_threads(threads)
-        # BLAS too: the cell filter does small dense algebra every step, and a BLAS that
-        # spreads 3x3 solves over all cores takes 2.5x the model's time (benchmarks/)
-        threadpool_limits(threads)
         return CHGNetCalculator(use_device="cpu")
     module, _, name = spec.partition(":")
     if not name:
