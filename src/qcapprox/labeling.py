@@ -204,8 +204,9 @@ def label_chunk(
         except Exception as err:  # a failed structure is recorded, not fatal
             out["error"].append(f"{type(err).__name__}: {err}")
         out["forces"].append(forces)
-        out["positions"].append(atoms.positions)
-        cell[k] = atoms.cell[:]
+        if relaxation is not None:
+            out["positions"].append(atoms.positions)
+            cell[k] = atoms.cell[:]
     result = {
         "row": rows,
         "single_point": single,
@@ -306,6 +307,9 @@ def label_store(
     return failed
 
 
+PER_ATOM = ("forces", "positions")  # journal arrays with one row per atom
+
+
 def _gather(journal: Journal, n: int, path: Path) -> dict[str, np.ndarray]:
     """The journal's segments as whole columns in row order (per-atom arrays with offsets)."""
     segments = list(journal.load())
@@ -328,8 +332,6 @@ def _gather(journal: Journal, n: int, path: Path) -> dict[str, np.ndarray]:
     columns["offset"] = np.concatenate([[0], np.cumsum(columns["natoms"])])
     return columns
 
-
-PER_ATOM = ("forces", "positions")
 
 
 def write_labels(
