@@ -14,6 +14,7 @@ left at its default thread count (the baseline before qcapprox limited it).
 
     python benchmarks/relaxation.py --dopant Pt --n 10 --optimizers FIRE,FIRE2,BFGS,LBFGS
 Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
+`--gradients` times chgnet's CHGNetCalculator against the bundled CHGNetLabeler instead.
 """
 
 from __future__ import annotations
@@ -40,18 +41,9 @@ def _init(threads: int, blas: int | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     os.environ["QCAPPROX_TORCH_THREADS"] = str(threads)
-    calc = make_calculator("chgnet")
+    make_calculator("chgnet")
     if blas is not None:
         threadpool_limits(blas, user_api="blas")  # the unlimited baseline
-    # ASE's precon optimizers log the force-consistent energy; CHGNet's equals its energy
-    original = calc.calculate
-
-    def calculate(*args, **kwargs) -> None:
-        original(*args, **kwargs)
-        calc.results["free_energy"] = calc.results["energy"]
-
-    calc.calculate = calculate
-    calc.implemented_properties = (*calc.implemented_properties, "free_energy")
 
 
 def trace(job: tuple[Parent, np.ndarray, str, float, int]) -> list[tuple[float, float, float]]:
@@ -86,6 +78,31 @@ def _steps(job: tuple[Parent, np.ndarray, int]) -> None:
     atoms = parent.decorate(occupancy)
     atoms.calc = make_calculator("chgnet")
     Relaxation(fmax=1e-6, max_steps=n).run(atoms)
+
+
+def gradients(parent: Parent, occupancy: np.ndarray, calls: int = 20) -> dict[str, float]:
+    """Median seconds of one energy + forces + stress call on one thread: chgnet's
+    CHGNetCalculator (two backward passes that build the gradient's graph) against the
+    bundled CHGNetLabeler (one pass), alternating so that both see the same machine load."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from qcapprox.labeler import CHGNetLabeler
+
+    _init(1)
+    stock = CHGNetCalculator(use_device="cpu")
+    calculators = {
+        "chgnet CHGNetCalculator": stock,
+        "qcapprox CHGNetLabeler": CHGNetLabeler(model=stock.model, use_device="cpu"),
+    }
+    times: dict[str, list[float]] = {key: [] for key in calculators}
+    for k in range(calls):
+        atoms = parent.decorate(occupancy)
+        atoms.rattle(0.01, seed=k)
+        for key, calc in calculators.items():
+            start = time.perf_counter()
+            calc.get_property("stress", atoms.copy())  # energy, forces and stress in one call
+            times[key].append(time.perf_counter() - start)
+    return {key: float(np.median(t)) for key, t in times.items()}  # fmt: skip
 
 
 def summarize(runs: list[dict], workers: int, tight: float) -> list[dict]:
@@ -131,13 +148,25 @@ def main() -> None:
     parser.add_argument("--table", type=Path, help="only print the tables of a saved run (.json)")
     parser.add_argument("--no-layout", action="store_true", help="skip the layout timings")
     parser.add_argument("--out", default="", help="suffix of the results file name")
+    parser.add_argument(
+        "--gradients",
+        action="store_true",
+        help="only time chgnet's calculator against the bundled labeler",
+    )
     args = parser.parse_args()
+    store = Store(args.store or training_store(args.dopant))
+    if args.gradients:
+        seconds = gradients(store.parent, store.occupancy[len(store) // 2])
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"relaxation-gradients-{args.dopant}.json").write_text(json.dumps(seconds))
+        for key, value in seconds.items():
+            print(f"  {key}: {value:.3f} s per energy + forces + stress")
+        return
     if args.table:
         saved = json.loads(args.table.read_text())
         report(summarize(saved["runs"], args.workers, args.tight), saved["layouts"])
         return
 
-    store = Store(args.store or training_store(args.dopant))
     rows = np.sort(np.random.default_rng(args.seed).choice(len(store), args.n, replace=False))
     names = args.optimizers.split(",")
     jobs = [(store.parent, store.occupancy[r], name, args.tight, args.steps)
@@ -156,9 +185,11 @@ def main() -> None:
         f"1 worker x {cores} threads": (1, cores, None),
         f"{args.workers} workers x 1 thread, BLAS default ({cores})": (args.workers, 1, cores),
     }
-    layouts = {} if args.no_layout else {
-        key: layout(store.parent, occupancy, *spec) for key, spec in runs_of.items()
-    }
+    layouts = (
+        {}
+        if args.no_layout
+        else {key: layout(store.parent, occupancy, *spec) for key, spec in runs_of.items()}
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"relaxation-{args.dopant}{args.out}.json"
     out.write_text(json.dumps({"rows": rows.tolist(), "table": table, "layouts": layouts,
@@ -168,8 +199,10 @@ def main() -> None:
 
 def report(table: list[dict], layouts: dict[str, float]) -> None:
     """Print the Markdown table and the layout figures."""
-    print("| optimizer | fmax eV/A | steps (median / max) | s per structure | structures/h "
-          "| error vs tight, max / mean meV/atom | basin meV/atom |")
+    print(
+        "| optimizer | fmax eV/A | steps (median / max) | s per structure | structures/h "
+        "| error vs tight, max / mean meV/atom | basin meV/atom |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in table:
         print(f"| {row['optimizer']} | {row['fmax']} | {row['steps_median']:.0f} / "

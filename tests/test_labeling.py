@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
@@ -70,9 +71,7 @@ def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
         atoms.calc = calc
         assert labels.energy[row] == pytest.approx(atoms.get_potential_energy())
     n_host, n_dop = store.parent.formula_counts(store.occupancy)
-    np.testing.assert_allclose(
-        labels.e_above_hull, hull.e_above_hull(labels.energy, n_host, n_dop)
-    )
+    np.testing.assert_allclose(labels.e_above_hull, hull.e_above_hull(labels.energy, n_host, n_dop))
     assert labels.attrs["calculator"] == LJ
     assert not labels.attrs["stand_in_for_dft"]
     assert labels.usable.all() and "relaxed" not in store.labels
@@ -174,3 +173,30 @@ def test_import_energies_from_extxyz_any_order(tiny: Path, tmp_path, parent_pt: 
     assert np.isnan(labels.energy).sum() == len(store) - 5
     assert (labels.error == "no structure").sum() == len(store) - 5
     assert labels.usable.sum() == 5
+
+
+def test_bundled_labeler_equals_chgnet_calculator() -> None:
+    """The one-pass gradients of CHGNetLabeler are chgnet's own energy, forces and stress
+    (on a rattled, strained Sc57Pt13: forces and stress nonzero)."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from qcapprox.labeler import CHGNetLabeler
+
+    parent = Parent.load("Pt")
+    atoms = parent.decorate(parent.known_phase())
+    atoms.rattle(0.05, seed=3)
+    atoms.set_cell(atoms.cell * np.diag([1.01, 0.99, 1.0]), scale_atoms=True)
+    reference = CHGNetCalculator(use_device="cpu")
+    labeler = CHGNetLabeler(model=reference.model, use_device="cpu")
+    expected, got = (
+        {
+            key: getattr(calc, f"get_{key}")(atoms)
+            for key in ("potential_energy", "forces", "stress")
+        }
+        for calc in (reference, labeler)
+    )
+    assert abs(np.abs(expected["forces"]).max()) > 0.1
+    assert abs(got["potential_energy"] - expected["potential_energy"]) < 1e-4
+    np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-4)
+    voigt = full_3x3_to_voigt_6_stress(expected["stress"])  # chgnet keeps the 3x3 form
+    np.testing.assert_allclose(got["stress"], voigt, atol=1e-6)

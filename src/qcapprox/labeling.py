@@ -98,10 +98,11 @@ def make_calculator(spec: str) -> Calculator:
     threadpool_limits(threads)
     if spec == DEFAULT_CALCULATOR:
         import torch
-        from chgnet.model.dynamics import CHGNetCalculator
+
+        from qcapprox.labeler import CHGNetLabeler
 
         torch.set_num_threads(threads)
-        return CHGNetCalculator(use_device="cpu")
+        return CHGNetLabeler(use_device="cpu")
     module, _, name = spec.partition(":")
     if not name:
         raise LabelingError(f"calculator {spec!r}: use 'chgnet' or 'module:factory'")
@@ -127,9 +128,7 @@ class Relaxation:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise LabelingError(
-                f"optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}"
-            )
+            raise LabelingError(f"optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if not (self.fmax > 0 and self.max_steps > 0):
             raise LabelingError("relaxation needs fmax > 0 and max_steps > 0")
 
@@ -333,7 +332,6 @@ def _gather(journal: Journal, n: int, path: Path) -> dict[str, np.ndarray]:
     return columns
 
 
-
 def write_labels(
     path: Path, store: Store, journal: Journal, hull: Hull, info: dict, kinds: list[str]
 ) -> int:
@@ -357,9 +355,7 @@ def write_labels(
         )
 
     def per_atom(group: h5py.Group, key: str) -> None:
-        group.create_dataset(
-            key, data=columns[key], chunks=True, compression="gzip", shuffle=True
-        )
+        group.create_dataset(key, data=columns[key], chunks=True, compression="gzip", shuffle=True)
         group["atoms_offset"] = columns["offset"]
 
     def fill(handle: h5py.File) -> None:

@@ -79,9 +79,7 @@ class AllegroHullCalculator(HullCalculator):
             metadata, float(metadata[graph_model.R_MAX_KEY]), type_names,
             {t: t for t in type_names},
         )  # fmt: skip
-        return NequIPCalculator(
-            model=model, device=self.parameters.device, transforms=transforms
-        )
+        return NequIPCalculator(model=model, device=self.parameters.device, transforms=transforms)
 
     def calculate(
         self,

@@ -309,9 +309,7 @@ class AllegroData:
     labels: Labels
 
     @classmethod
-    def load(
-        cls, path: str | Path, hull: Hull | None = None, labels: str = RELAXED
-    ) -> AllegroData:
+    def load(cls, path: str | Path, hull: Hull | None = None, labels: str = RELAXED) -> AllegroData:
         """Read a labelled store (its split is made and stored on first use)."""
         path = Path(path)
         if not path.exists():
