@@ -269,3 +269,9 @@ def test_open_four_dopants_four_backbones_fast(tmp_path_factory) -> None:
 
 def test_limit_key() -> None:
     assert limit_key(0) == "limit-00" and limit_key(24) == "limit-24"
+
+
+def test_ranks_by_hand() -> None:
+    pred = np.array([[0.3, -0.1, 0.2, 0.2], [np.nan] * 4, [0.0, 0.1, -0.2, 0.05]])
+    np.testing.assert_array_equal(analysis.ranks(pred, 2), [2, np.nan, 1])
+    np.testing.assert_array_equal(analysis.ranks(pred, 0), [4, np.nan, 2])

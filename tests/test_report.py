@@ -231,3 +231,42 @@ def test_similarity_boxplots_and_predictions_csv(report) -> None:
     with Results(results) as res:
         rf24 = res.predictions("Pt", "rf")[12]
     assert sum(int(r["count"]) for r in hist) == len(rf24)
+
+
+def test_known_phase_in_report_md(report) -> None:
+    """The report gives each family's prediction and rank of the known Sc57Pt13 phase: the
+    row of the bundled Sc57Pt13 structure, its predicted value and its rank by hand."""
+    from bisect import bisect_left
+
+    from ase.io import read
+
+    from qcapprox.enumeration import Enumerator
+    from qcapprox.paths import PARENTS_DIR
+
+    results, out, _, _ = report
+    text = (out / "report.md").read_text()
+    rows = {
+        line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+        for line in text.splitlines()
+        if line.startswith("| ")
+    }
+    with Results(results) as res:
+        parent = res.parent("Pt")
+        enumerator = Enumerator.from_parent(parent)
+        canonical, _ = enumerator.canonicalize(
+            parent.identify(read(PARENTS_DIR / "sc57m13_Pt.cif"))
+        )
+        row = res.known_phase_row("Pt")
+        assert res.ids("Pt")[row] == enumerator.ids(canonical)[0]
+        pred = res.predictions("Pt", "allegro")
+    n = pred.shape[1]
+    energy, rank = (
+        rows["allegro Sc57Pt13 E above hull eV/atom"],
+        rows[f"allegro Sc57Pt13 rank of {n:,}"],
+    )
+    for k in range(13):
+        if k == 5:  # allegro has no limit 10
+            assert energy[k] == rank[k] == "-"
+            continue
+        assert float(energy[k]) == pytest.approx(pred[k, row], abs=5e-5)
+        assert int(rank[k].replace(",", "")) == bisect_left(sorted(pred[k]), pred[k, row]) + 1

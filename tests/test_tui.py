@@ -137,6 +137,10 @@ async def test_heatmap_numbers_equal_sets(results_path: Path, res: Results) -> N
         assert f"|Bi| {len(sets[i]):,} = {100 * len(sets[i]) / n:.1f}% of {n:,}" in summary
         expected_recall = len(sets[i] & sets[12]) / len(sets[12])
         assert f"recall {number(expected_recall, 'fraction', 5)}" in summary
+        known = res.known_phase_row("Pt")  # the known Sc57Pt13 phase, its value and rank
+        pred = res.predictions("Pt", "rf")
+        assert f"known Sc57Pt13: @i {pred[i, known]:+.3f} eV/atom, rank " in summary
+        assert f"rank {int((pred[j] < pred[j, known]).sum()) + 1:,}" in summary
         # metrics: % of i, % of j, Jaccard: the heatmap holds the analysis matrices
         heat = app.query_one("#heatmap", Heatmap)
         ov = analysis.overlap(analysis.below_hull(res.predictions("Pt", "rf")))

@@ -177,6 +177,16 @@ def cell_members(mask_i: np.ndarray, mask_j: np.ndarray) -> tuple[np.ndarray, ..
     return np.flatnonzero(a & b), np.flatnonzero(a & ~b), np.flatnonzero(~a & b)
 
 
+def ranks(predictions: np.ndarray, row: int) -> np.ndarray:
+    """Rank of configuration `row` in every limit by predicted energy above the hull:
+    1 + #{c : e_k(c) < e_k(row)} (1 = the lowest); NaN where the row has no prediction."""
+    pred = np.atleast_2d(np.asarray(predictions, dtype=float))
+    own = pred[:, row : row + 1]
+    with np.errstate(invalid="ignore"):
+        rank = 1.0 + (pred < own).sum(axis=1)
+    return np.where(np.isfinite(own[:, 0]), rank, np.nan)
+
+
 def rmse(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Eq. 3: RMSE = sqrt(sum_i (y_i - ŷ_i)^2 / N), over the last axis (one value per limit).
 

@@ -216,7 +216,8 @@ def write_report(
             rmse_by_dopant[dopant] = {
                 b: analysis.rmse(m.test_predictions, m.test_target) for b, m in metrics.items()
             }
-            sections += family_table(dopant, metrics, families, label)
+            known = res.known_phase_row(dopant)
+            sections += family_table(dopant, metrics, families, label, known)
             sizes = res.subset_sizes(dopant)
             paths = _subset_sizes(dopant, sizes, out_dir, formats, skip)
             written += embed(paths, f"Sc-{dopant}: training subdataset sizes per limit")
@@ -276,13 +277,15 @@ def family_table(
     metrics: dict[str, Metrics],
     families: dict[str, Family],
     label: str,
+    known: int | None = None,
 ) -> list[str]:
     """Markdown table, one row per figure and backbone, one column per limit.
 
     Rows: test RMSE (eq. 3), |RMSE_k - RMSE_24| (eV/atom), SimilarityScore against limit
     24 (row 24 of eq. 4; mean: of the off-diagonal entries), below-hull set size |B_k| and
-    recall |B_k ∩ B_24| / |B_24| on the inference set (1 when B_24 is empty). Missing
-    limits show "-".
+    recall |B_k ∩ B_24| / |B_24| on the inference set (1 when B_24 is empty), and, when the
+    inference set holds the known Sc57M13 phase (row `known`), its predicted energy above
+    the hull and its rank among the configurations. Missing limits show "-".
     """
     header = ["figure", *map(str, LIMITS), "mean"]
     lines = [
@@ -309,6 +312,11 @@ def family_table(
         row(f"{backbone} below-hull set size", sizes, ",.0f")
         rec = analysis.recall(masks, REFERENCE, valid=valid)
         row(f"{backbone} recall vs 24", rec, ".2f", _mean(rec[:REFERENCE]))
+    if known is not None:
+        for backbone, (pred, _, _) in families.items():
+            row(f"{backbone} Sc57{dopant}13 E above hull eV/atom", pred[:, known], "+.4f")
+            row(f"{backbone} Sc57{dopant}13 rank of {pred.shape[1]:,}",
+                analysis.ranks(pred, known), ",.0f")  # fmt: skip
     return [*lines, ""]
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from ase import Atoms
 
 from qcapprox.datasets import LIMITS, subset_sizes
+from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.store import (
@@ -390,6 +391,20 @@ class Results:
         if len(hits) == 0:
             raise StoreError(f"{self.path}: {dopant} has no configuration with id {config_id}")
         return int(hits[0])
+
+    def known_phase_row(self, dopant: str) -> int | None:
+        """Row of the known Sc57M13 phase (`Parent.known_phase`, canonicalized) among the
+        dopant's configurations, or None when the set does not hold it."""
+
+        def load() -> int | None:
+            parent = self.parent(dopant)
+            enumerator = Enumerator.from_parent(parent)
+            canonical, _ = enumerator.canonicalize(parent.known_phase())
+            hits = np.flatnonzero(self.ids(dopant) == enumerator.ids(canonical)[0])
+            return int(hits[0]) if len(hits) else None
+
+        self._check(dopant)
+        return self._cached(("known_phase_row", dopant), load)
 
     def atoms(self, dopant: str, config_id: int) -> Atoms:
         """The decorated Atoms of a configuration (parent.decorate(occupancy))."""

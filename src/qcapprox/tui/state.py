@@ -93,6 +93,8 @@ class View:
     counts: np.ndarray  # (n, 4) compositions
     subsets: dict[str, np.ndarray] | None  # training subset sizes per limit
     energy_label: str
+    known: int | None = None  # row of the known Sc57M13 phase, if the set holds it
+    known_ranks: np.ndarray | None = None  # its rank per limit in the primary family
 
     @property
     def key(self) -> tuple:
@@ -122,6 +124,7 @@ def compute_view(
         ).diagonal()
     parent = results.parent(dopant)
     a4 = parent.orbit_slices[parent.active_orbits[0]]
+    known = results.known_phase_row(dopant)
     return View(
         dopant=dopant,
         threshold=threshold,
@@ -135,6 +138,8 @@ def compute_view(
         counts=results.composition(dopant),
         subsets=results.subset_sizes(dopant),
         energy_label=results.energy_label(dopant),
+        known=known,
+        known_ranks=None if known is None else analysis.ranks(primary.predictions, known),
     )
 
 
