@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -26,7 +27,7 @@ from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
-from qcapprox.store import Store
+from qcapprox.store import Store, writer_lock
 
 TABLE_1 = {"Pt": (1896, 211, 63), "Pd": (1896, 211, 63), "Ir": (909, 102, 63), "Rh": (909, 102, 63)}
 
@@ -79,6 +80,21 @@ def test_split_is_deterministic_and_stored_once(design: Path, tmp_path: Path) ->
     assert not np.array_equal(make_split(test, seed=7), make_split(test, seed=8))
     assert set(np.unique(make_split(test))) == {TRAIN, VALIDATION, TEST}
     np.testing.assert_array_equal(write_split(copy, seed=99), stored)
+
+
+def test_a_stored_split_is_read_while_another_process_writes(design: Path, tmp_path: Path) -> None:
+    """A labeling run holds the store's writer lock for hours: the stored split (and so
+    `qcapprox limits`) is read without it; a split still to be written waits for it."""
+    stored = write_split(design)
+    fresh = tmp_path / "fresh.h5"
+    shutil.copyfile(design, fresh)
+    with h5py.File(fresh, "r+") as handle:
+        del handle["split"]
+    with writer_lock(design), writer_lock(fresh):
+        np.testing.assert_array_equal(write_split(design), stored)
+        with pytest.raises(StoreError, match="being written by another qcapprox process"):
+            write_split(fresh)
+    assert Store(fresh).split is None
 
 
 def test_a_store_without_a_test_design_has_no_split(tmp_path: Path) -> None:

@@ -474,8 +474,7 @@ def limits(store: Annotated[Path, typer.Argument(help="A labelled training store
     """Subset sizes per limit and the fixed split (the study's Table 1 / Figure 1)."""
     from qcapprox.datasets import subset_sizes, write_split
 
-    with writer_lock(store):
-        split = write_split(store)
+    split = write_split(store)
     table = Table(title=f"{store}: limit subsets (split stored in the file)")
     for col in ("limit", "train", "validation", "test", "total"):
         table.add_column(col, justify="right")

@@ -21,7 +21,7 @@ import numpy as np
 
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.errors import StoreError
-from qcapprox.store import Store, write_atomically
+from qcapprox.store import Store, write_atomically, writer_lock
 
 LIMITS = tuple(range(0, 25, 2))
 TRAIN, VALIDATION, TEST = 0, 1, 2
@@ -66,19 +66,23 @@ def test_rows(store: Store) -> np.ndarray:
 
 
 def write_split(path: str | Path, seed: int = SPLIT_SEED) -> np.ndarray:
-    """The split of a training store, stored on first use (an existing one is kept)."""
+    """The split of a training store, stored on first use (an existing one is kept and
+    read without the store's writer lock, so it can be read while a labeling run writes)."""
     path = Path(path)
-    store = Store(path)
-    if store.split is not None:
-        return store.split
-    split = make_split(test_rows(store), seed)
+    if (split := Store(path).split) is not None:
+        return split
+    with writer_lock(path):
+        store = Store(path)
+        if store.split is not None:
+            return store.split
+        split = make_split(test_rows(store), seed)
 
-    def fill(handle: h5py.File) -> None:
-        handle["split"] = split
-        handle["split"].attrs["codes"] = "0 train, 1 validation, 2 test"
-        handle["split"].attrs["seed"] = seed
+        def fill(handle: h5py.File) -> None:
+            handle["split"] = split
+            handle["split"].attrs["codes"] = "0 train, 1 validation, 2 test"
+            handle["split"].attrs["seed"] = seed
 
-    write_atomically(path, fill, base=path)
+        write_atomically(path, fill, base=path)
     return split
 
 
