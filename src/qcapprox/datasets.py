@@ -29,6 +29,11 @@ VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 2024
 
 
+def limit_key(limit: int) -> str:
+    """The name of a limit, in stores, results and the registry: 8 -> 'limit-08'."""
+    return f"limit-{int(limit):02d}"
+
+
 def a5_defects(composition: np.ndarray) -> np.ndarray:
     """Vacancies + dopants on A5 of every configuration (columns 2 and 3)."""
     return composition[:, 2] + composition[:, 3]

@@ -27,3 +27,15 @@ class StoreError(QcapproxError):
 
 class HullError(QcapproxError):
     """References or atom counts do not define a formation energy or a convex hull."""
+
+
+class LabelingError(QcapproxError):
+    """A labeling run cannot start (unknown calculator, store already labelled, ...)."""
+
+
+class ModelError(QcapproxError):
+    """A model family cannot be trained, found or loaded."""
+
+
+class AllegroError(ModelError):
+    """An Allegro member cannot be trained, found or loaded."""

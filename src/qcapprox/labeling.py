@@ -29,7 +29,6 @@ committed. A structure whose calculation fails is recorded with its error and sk
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -45,17 +44,14 @@ from ase.filters import FrechetCellFilter
 from ase.optimize.optimize import Optimizer
 
 from qcapprox.datasets import a5_defects
-from qcapprox.errors import QcapproxError, StoreError
+from qcapprox.errors import LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
+from qcapprox.settings import torch_threads
 from qcapprox.store import LABEL_KINDS, Journal, Store, one_writer, write_atomically
 
 DEFAULT_CALCULATOR = "chgnet"
 SINGLE_POINT = "single point at the parent geometry"
-
-
-class LabelingError(QcapproxError):
-    """A labeling run cannot start (unknown calculator, store already labelled, ...)."""
 
 
 def calculator_info(spec: str, relaxation: Relaxation | None = None) -> dict[str, str]:
@@ -94,7 +90,7 @@ def make_calculator(spec: str) -> Calculator:
     import scipy.linalg  # noqa: F401  (loaded before its BLAS is limited)
     from threadpoolctl import threadpool_limits
 
-    threads = int(os.environ.get("QCAPPROX_TORCH_THREADS", "1"))
+    threads = torch_threads(default=1)
     threadpool_limits(threads)
     if spec == DEFAULT_CALCULATOR:
         import torch

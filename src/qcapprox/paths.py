@@ -1,5 +1,6 @@
-"""Locations of the bundled data (parents, references, training sets, results, registry) and
-of the user's own (references, training sets, model cards built here for any dopant).
+"""Locations of the bundled data (parents, references, training sets, results, registry), of
+the user's own (references, training sets, model cards built here for any dopant) and of the
+model cache.
 
 The bundled data is read-only; everything qcapprox builds by default goes under the user
 data directory: ``$QCAPPROX_DATA`` if set, else the platform's per-user data directory
@@ -29,11 +30,18 @@ RECIPES_DIR = bundled("enumeration")
 REGISTRY_DIR = bundled("calculators")
 BUNDLED_RESULTS = DATA_DIR / "results" / "sc60m13-inference.h5"
 DATA_ENV = "QCAPPROX_DATA"
+CACHE_ENV = "QCAPPROX_CACHE"
 
 
 def user_data_dir() -> Path:
     """The user data directory: ``$QCAPPROX_DATA``, else platformdirs' user data dir."""
     return Path(os.environ.get(DATA_ENV) or platformdirs.user_data_dir("qcapprox"))
+
+
+def cache_root() -> Path:
+    """The model cache (fitted forests, Allegro training runs): ``$QCAPPROX_CACHE``, else
+    ``~/.cache/qcapprox``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "qcapprox")
 
 
 def user_references_dir() -> Path:

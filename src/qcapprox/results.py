@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 
-from qcapprox.datasets import LIMITS, subset_sizes
+from qcapprox.datasets import LIMITS, limit_key, subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
@@ -56,11 +56,6 @@ BACKBONES: tuple[str, ...] = ("rf", "allegro", "allegro-sequential", "allegro-pr
 GROUPS = ("parent", "configs", "predictions", "metrics")
 SUBSET_COLUMNS = ("train", "validation", "test", "total")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
-
-
-def limit_key(limit: int) -> str:
-    """Dataset name of a limit: 8 -> 'limit-08'."""
-    return f"limit-{int(limit):02d}"
 
 
 def energy_label(labeler: str | None) -> str:

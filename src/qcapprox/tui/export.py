@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qcapprox.datasets import limit_key
 from qcapprox.tui.format import LIMITS
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _structure(results: Results, dopant: str, row: int) -> tuple[Atoms, dict[str
     for backbone, values in preds.items():
         for limit, value in zip(LIMITS, values, strict=True):
             if np.isfinite(value):
-                atoms.info[f"e_above_hull_{backbone}_limit-{limit:02d}"] = float(value)
+                atoms.info[f"e_above_hull_{backbone}_{limit_key(limit)}"] = float(value)
     return atoms, preds
 
 
