@@ -2,7 +2,7 @@
 `AllegroHullCalculator` call, and the training time per member from the model cards.
 
 Batch prediction decorates the parent's neighbour list once and masks it per
-configuration (`qcapprox.models.allegro.ParentGraph`); the calculator identifies the
+configuration (`qcapprox.models.allegro.inference.ParentGraph`); the calculator identifies the
 configuration of its atoms and makes one such call.
 
 Usage: .venv/bin/python benchmarks/allegro.py [--dopant Pt] [--variant ordinary]
@@ -24,7 +24,8 @@ import torch
 from qcapprox.calculators import AllegroHullCalculator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
-from qcapprox.models.allegro import BACKBONES, load_allegro_member
+from qcapprox.models.allegro.inference import load_allegro_member
+from qcapprox.models.allegro.presets import BACKBONES
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, REGISTRY_DIR
 from qcapprox.store import Store
@@ -78,8 +79,10 @@ def main() -> None:
         start = time.perf_counter()
         calc.get_property("energy", atoms)  # identify + one batched model call
         times.append(time.perf_counter() - start)
-    print(f"one AllegroHullCalculator call (energy): {1e3 * np.median(times[1:]):.1f} ms "
-          "(median of 20)")
+    print(
+        f"one AllegroHullCalculator call (energy): {1e3 * np.median(times[1:]):.1f} ms "
+        "(median of 20)"
+    )
     training_minutes(opts.dopant)
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from qcapprox.labeling import Relaxation, make_calculator
-from qcapprox.models.forest import training_store
+from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
+from qcapprox.settings import THREADS_ENV
 from qcapprox.store import Store
 
 THRESHOLDS = (0.2, 0.15, 0.1, 0.075, 0.05, 0.02)
@@ -40,7 +41,7 @@ RESULTS = Path(__file__).parent / "results"
 def _init(threads: int, blas: int | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
-    os.environ["QCAPPROX_TORCH_THREADS"] = str(threads)
+    os.environ[THREADS_ENV] = str(threads)
     make_calculator("chgnet")
     if blas is not None:
         threadpool_limits(blas, user_api="blas")  # the unlimited baseline

@@ -10,7 +10,7 @@ from resultsdata import results_file
 from qcapprox.enumeration import Enumerator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
-from qcapprox.models.forest import training_store
+from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.results import Results

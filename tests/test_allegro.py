@@ -39,7 +39,7 @@ max_defects = 12
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, parent_pt):
     """A labelled tiny store and a `tiny` ordinary member trained on it at limit 24."""
-    from qcapprox.models.allegro import train_allegro_member
+    from qcapprox.models.allegro.training import train_allegro_member
 
     root = tmp_path_factory.mktemp("allegro")
     recipe = root / "tiny.toml"
@@ -63,7 +63,7 @@ def trained(tmp_path_factory, parent_pt):
 
 
 def test_card_and_registry(trained) -> None:
-    from qcapprox.models.allegro import MODEL_FILE, registry_dir
+    from qcapprox.models.allegro.inference import MODEL_FILE, registry_dir
 
     card = trained["card"]
     where = registry_dir("ordinary", "Pt", 24, trained["registry"])
@@ -86,7 +86,7 @@ def test_calculator_predicts_the_configuration(trained) -> None:
     from ase.calculators.calculator import PropertyNotImplementedError
 
     from qcapprox.calculators import AllegroHullCalculator
-    from qcapprox.models.allegro import load_allegro_member
+    from qcapprox.models.allegro.inference import load_allegro_member
 
     store = Store(trained["store"])
     calc = AllegroHullCalculator("Pt", 24, "ordinary", registry=trained["registry"])
@@ -121,32 +121,52 @@ def test_calculator_predicts_the_configuration(trained) -> None:
 
 
 def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
-    import qcapprox.models.allegro as allegro
+    from qcapprox.models.allegro import presets, runner, training
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished limit was trained again")
 
-    monkeypatch.setattr(allegro, "run_stage", refuse)
-    monkeypatch.setattr(allegro, "package", refuse)
-    cards = allegro.train_allegro_family(
+    monkeypatch.setattr(runner, "run_stage", refuse)
+    monkeypatch.setattr(training, "package", refuse)
+    cards = training.train_allegro_family(
         "Pt", "ordinary", limits=(24,), preset="tiny",
         store=trained["store"], registry=trained["registry"], labels="single-point",
     )  # fmt: skip
     assert cards == [trained["card"]]
     # another preset is another model: it would train
     with pytest.raises(AssertionError, match="trained again"):
-        allegro.train_allegro_member(
-            "Pt", 24, "ordinary", replace(allegro.PRESETS["tiny"], name="tiny2"),
+        training.train_allegro_member(
+            "Pt", 24, "ordinary", replace(presets.PRESETS["tiny"], name="tiny2"),
             trained["root"] / "work2", store=trained["store"], registry=trained["registry"],
             labels="single-point",
         )  # fmt: skip
 
 
+def test_members_go_to_the_user_data_dir(trained, tmp_path, monkeypatch) -> None:
+    """Without a registry a member is written into the user's, never into the bundled
+    calculators/ (its finished stages are reused: it is only packaged again)."""
+    from qcapprox.models.allegro.inference import MODEL_FILE, registry_dir
+    from qcapprox.models.allegro.training import train_allegro_member
+    from qcapprox.paths import REGISTRY_DIR
+
+    monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "user"))
+    shipped = REGISTRY_DIR / "allegro" / "Pt" / "limit-24"
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    card = train_allegro_member("Pt", 24, "ordinary", "tiny", trained["root"] / "work",
+                                store=trained["store"], labels="single-point")  # fmt: skip
+    where = tmp_path / "user" / "calculators" / "allegro" / "Pt" / "limit-24"
+    assert registry_dir("ordinary", "Pt", 24) == where
+    assert json.loads((where / "card.json").read_text()) == card
+    assert (where / MODEL_FILE).stat().st_size == card["model_bytes"]
+    assert card["test_predictions"] == pytest.approx(trained["card"]["test_predictions"])
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+
+
 def test_sequential_partition(trained) -> None:
     """Stage 1 takes the A5-defect rows of the limit, stage 2 the A5-pristine ones."""
-    from qcapprox.models.allegro import AllegroData
+    from qcapprox.models.base import TrainingSet
 
-    data = AllegroData.load(trained["store"], labels="single-point")
+    data = TrainingSet.load(trained["store"], labels="single-point")
     defects = a5_defects(data.store.composition)
     for limit in (0, 6, 24):
         for code in (TRAIN, VALIDATION):
@@ -159,7 +179,7 @@ def test_sequential_partition(trained) -> None:
 
 
 def test_corpus_is_deterministic_and_readable() -> None:
-    from qcapprox.pretraining import DEFAULT_CORPUS, corpus_structures, read_corpus
+    from qcapprox.models.allegro.corpus import DEFAULT_CORPUS, corpus_structures, read_corpus
 
     first, second = corpus_structures(), corpus_structures()
     assert len(first) == len(second) > 400
@@ -176,8 +196,8 @@ def test_bad_corpus_is_refused(tmp_path) -> None:
     from ase.build import bulk
     from ase.io import write
 
-    from qcapprox.models.allegro import AllegroError
-    from qcapprox.pretraining import read_corpus
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro.corpus import read_corpus
 
     path = tmp_path / "no-energy.extxyz"
     write(path, [bulk("Sc")])
@@ -189,23 +209,24 @@ def test_bad_corpus_is_refused(tmp_path) -> None:
 
 def test_interrupted_stage_is_not_finished(tmp_path, monkeypatch) -> None:
     """Lightning exits cleanly on SIGTERM: the epoch count tells a stopped run from a done one."""
-    import qcapprox.models.allegro as allegro
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro import config, presets, runner
 
     stage = tmp_path / "stage"
     logs = stage / "log" / "version_0"
     logs.mkdir(parents=True)
-    monitor = allegro.MONITOR
+    monitor = config.MONITOR
     (logs / "metrics-part-000.csv").write_text(f"epoch,step,{monitor}\n0,1,0.5\n1,2,0.3\n")
     (logs / "metrics.csv").write_text(f"epoch,step,{monitor}\n1,2,0.3\n2,3,0.4\n")
-    assert allegro._read_history(logs) == [0.5, 0.3, 0.4]
-    config = allegro.stage_config(
-        allegro.PRESETS["small"], stage, ["Sc", "Pt"], {}, n_train=10_000, forces=False, lr=1e-3
+    assert runner._read_history(logs) == [0.5, 0.3, 0.4]
+    stage_config = config.stage_config(
+        presets.PRESETS["small"], stage, ["Sc", "Pt"], {}, n_train=10_000, forces=False, lr=1e-3
     )
-    monkeypatch.setattr(allegro, "_run", lambda *args, **kwargs: None)
-    with pytest.raises(allegro.AllegroError, match="interrupted"):
-        allegro.run_stage(stage, config)  # 3 of 20 epochs, best at 2: not early-stopped
+    monkeypatch.setattr(runner, "_run", lambda *args, **kwargs: None)
+    with pytest.raises(AllegroError, match="interrupted"):
+        runner.run_stage(stage, stage_config)  # 3 of 20 epochs, best at 2: not early-stopped
     assert not (stage / "done.json").exists()
-    config["trainer"]["max_epochs"] = 3
-    record = allegro.run_stage(stage, config)
+    stage_config["trainer"]["max_epochs"] = 3
+    record = runner.run_stage(stage, stage_config)
     assert record["epochs"] == 3 and record["best_epoch"] == 2
     assert (stage / "done.json").exists()

@@ -22,14 +22,15 @@ from sklearn.dummy import DummyRegressor
 from qcapprox.cli import main
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
-from qcapprox.errors import StoreError
-from qcapprox.models import allegro, forest
+from qcapprox.errors import AllegroError, StoreError
+from qcapprox.models import base, forest
+from qcapprox.models.allegro.inference import MODEL_FILE, load_allegro_member
+from qcapprox.models.base import file_sha256
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, REGISTRY_DIR
-from qcapprox.pretraining import file_sha256
 from qcapprox.store import writer_lock
 
-BUNDLED_TRAINING_STORE = forest.training_store
+BUNDLED_TRAINING_STORE = base.training_store
 STORE = "store.h5"  # the A4 inference set of Pt in every test's directory
 OUT = ["-o", "out.h5"]
 ORBITS = '[orbits.A4]\nspecies = ["Sc", "M", "vacancy"]\n'
@@ -48,7 +49,7 @@ def private_training_stores(tmp_path_factory, monkeypatch) -> None:
             shutil.copyfile(BUNDLED_TRAINING_STORE(dopant), path)
         return path
 
-    monkeypatch.setattr(forest, "training_store", copy)
+    monkeypatch.setattr(base, "training_store", copy)
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +158,13 @@ def copy_store(name: str) -> Callable[[Path, pytest.MonkeyPatch], None]:
 
 
 def tampered_allegro(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A registry whose Allegro Pt limit-0 zip differs by one byte from its card's hash."""
-    where = work / "registry" / "allegro" / "Pt" / "limit-00"
+    """A user registry whose Allegro Pt limit-0 zip differs by one byte from its card's hash
+    (read before the bundled one)."""
+    monkeypatch.setenv("QCAPPROX_DATA", str(work / "user"))
+    where = work / "user" / "calculators" / "allegro" / "Pt" / "limit-00"
     shutil.copytree(REGISTRY_DIR / "allegro" / "Pt" / "limit-00", where)
-    model = where / allegro.MODEL_FILE
+    model = where / MODEL_FILE
     model.write_bytes(model.read_bytes() + b"\0")
-    monkeypatch.setattr(allegro, "REGISTRY_DIR", work / "registry")
 
 
 def locked(work: Path, monkeypatch: pytest.MonkeyPatch) -> AbstractContextManager:
@@ -414,6 +416,6 @@ def test_rf_cache_files_are_checked_and_rebuilt(tmp_path, monkeypatch, pt_labels
 
 def test_allegro_zip_is_checked_before_loading(tmp_path, monkeypatch) -> None:
     tampered_allegro(tmp_path, monkeypatch)
-    with pytest.raises(allegro.AllegroError, match="is not the model_sha256"):
-        allegro.load_allegro_member("Pt", 0, "ordinary")
-    assert allegro.load_allegro_member("Pt", 0, "ordinary", REGISTRY_DIR).card["limit"] == 0
+    with pytest.raises(AllegroError, match="is not the model_sha256"):
+        load_allegro_member("Pt", 0, "ordinary")
+    assert load_allegro_member("Pt", 0, "ordinary", REGISTRY_DIR).card["limit"] == 0

@@ -82,7 +82,7 @@ def test_errors_are_clear(args, message) -> None:
 
 
 def test_corpus_builds_labels_and_never_overwrites(tmp_path) -> None:
-    from qcapprox.pretraining import corpus_structures, read_corpus
+    from qcapprox.models.allegro.corpus import corpus_structures, read_corpus
 
     out = tmp_path / "rh.extxyz"
     args = ["corpus", "-o", str(out), "--dopants", "Rh", "--calculator", "labelers:lennard_jones"]

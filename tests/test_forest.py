@@ -9,9 +9,10 @@ import pytest
 
 from qcapprox.calculators import ForestHullCalculator
 from qcapprox.datasets import TEST
-from qcapprox.errors import IdentifyError
+from qcapprox.errors import IdentifyError, ModelError
 from qcapprox.hull import Hull
-from qcapprox.models.forest import ModelError, load_member, registry_dir, training_store
+from qcapprox.models.base import training_store
+from qcapprox.models.forest import load_member, registry_dir
 from qcapprox.store import Store
 
 

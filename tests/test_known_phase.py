@@ -9,7 +9,7 @@ from ase.io import read
 from qcapprox.calculators import ForestHullCalculator
 from qcapprox.hull import Hull
 from qcapprox.labeling import Relaxation, make_calculator
-from qcapprox.models.forest import training_store
+from qcapprox.models.base import training_store
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import PARENTS_DIR
 from qcapprox.store import Store

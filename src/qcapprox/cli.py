@@ -30,6 +30,7 @@ from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
+from qcapprox.settings import SEED
 from qcapprox.store import LABEL_KINDS, Store, writer_lock
 
 app = typer.Typer(
@@ -486,13 +487,17 @@ def limits(store: Annotated[Path, typer.Argument(help="A labelled training store
 @app.command()
 def train(
     backbone: Annotated[
-        str, typer.Argument(help="rf (or a regressor name: hgb, xgboost...) or allegro.")
+        str,
+        typer.Argument(
+            help="rf (or a regressor name: hgb, xgboost...), allegro, allegro-sequential, ..."
+        ),
     ],
     dopant: DopantOpt,
     limits: LimitsOpt = "all",
     variant: Annotated[
-        str, typer.Option(help="allegro: ordinary, sequential or pretrained.")
-    ] = "ordinary",
+        str | None,
+        typer.Option(help="allegro: ordinary (default), sequential or pretrained."),
+    ] = None,
     preset: Annotated[str, typer.Option(help="allegro: small (CPU) or paper (GPU).")] = "small",
     forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,
     corpus: Annotated[
@@ -503,30 +508,28 @@ def train(
     training: TrainingOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Train a family (one model per limit; finished limits are kept) and its model cards."""
+    """Train a family (one model per limit; finished limits are kept) and its model cards,
+    into --registry or the user data directory."""
+    from qcapprox.models import backbone as get_backbone
+
     todo = _limits(limits)
-    table = Table(title=f"{backbone} family, Sc60{dopant}13, {labels} labels")
+    kind = get_backbone(backbone, variant)
+    given = {"preset": preset, "forces": forces, "corpus": corpus}
+    if corpus is not None and "corpus" not in kind.options:
+        raise QcapproxError("--corpus is for `train allegro --variant pretrained` only")
+    table = Table(title=f"{kind.name} family, Sc60{dopant}13, {labels} labels")
     for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
-    if corpus is not None and (backbone, variant) != ("allegro", "pretrained"):
-        raise QcapproxError("--corpus is for `train allegro --variant pretrained` only")
-    if backbone == "allegro":
-        from qcapprox.models.allegro import train_allegro_family
-
-        with Progress(
-            TextColumn(f"[bold]allegro-{variant} Sc60{dopant}13"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("limits"), TimeElapsedColumn(), console=console,
-        ) as bar:  # fmt: skip
-            job = bar.add_task("train", total=len(todo))
-            cards = train_allegro_family(
-                dopant, variant, todo, preset, forces=forces, corpus=corpus,
-                progress=lambda d, t: bar.update(job, completed=d), store=training,
-                registry=registry,
-            )  # fmt: skip
-    else:
-        from qcapprox.models.forest import train_family
-
-        cards = train_family(dopant, backbone, todo, labels, training, registry)
+    with Progress(
+        TextColumn(f"[bold]{kind.name} Sc60{dopant}13"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("limits"), TimeElapsedColumn(), console=console,
+    ) as bar:  # fmt: skip
+        job = bar.add_task("train", total=len(todo))
+        cards = kind.train(
+            dopant, todo, labels, training, registry,
+            progress=lambda d, t: bar.update(job, completed=d),
+            **{name: value for name, value in given.items() if name in kind.options},
+        )  # fmt: skip
     for card in cards:
         sizes = card["sizes"]
         table.add_row(
@@ -547,10 +550,10 @@ def corpus(
     calculator: Annotated[
         str, typer.Option(help="Labeler: chgnet or module:factory returning an ASE calculator.")
     ] = "chgnet",
-    seed: Annotated[int, typer.Option(help="Seed of the strained and rattled copies.")] = 2024,
+    seed: Annotated[int, typer.Option(help="Seed of the strained and rattled copies.")] = SEED,
 ) -> None:
     """Build and label a pre-training corpus of binary Sc-M crystals (strained, rattled copies)."""
-    from qcapprox.pretraining import build_corpus
+    from qcapprox.models.allegro.corpus import build_corpus
 
     if out.exists():
         raise QcapproxError(f"{out} exists: choose another --out (nothing was overwritten)")
@@ -611,7 +614,7 @@ def bundle(
     ] = False,
 ) -> None:
     """Bundle predicted stores of several dopants into one results file for the UI."""
-    from qcapprox.models.forest import training_store
+    from qcapprox.models.base import training_store
     from qcapprox.results import FORMAT
     from qcapprox.results import bundle as bundle_results
 
@@ -673,7 +676,7 @@ def demo(
 
     from qcapprox.analysis import below_hull
     from qcapprox.models import family_key
-    from qcapprox.models.forest import training_store
+    from qcapprox.models.base import training_store
     from qcapprox.paths import user_data_dir
     from qcapprox.prediction import predict_store
     from qcapprox.results import Results

@@ -11,7 +11,8 @@ and the test metrics of the family (from its model cards) next to them,
     metrics/<family>/test_predictions  (13, n_test) float64
     metrics/<family>/test_target       (n_test,) float64;  attrs: test_mean
 
-Existing predictions are never rewritten: limits already present are skipped. Each limit
+A family's members come from the backbone registry (`qcapprox.models.backbone`). Existing
+predictions are never rewritten: limits already present are skipped. Each limit
 is written as soon as it is predicted, by extending a copy of the store and renaming it
 (see store.write_atomically), so an interrupted run keeps its finished limits. The forests predict a
 15,327-configuration inference set in a fraction of a second per limit and the Allegro
@@ -27,35 +28,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from qcapprox.datasets import LIMITS
-from qcapprox.models import family_key, forest
-from qcapprox.parent import Parent
+from qcapprox.datasets import LIMITS, limit_key
+from qcapprox.models import backbone as get_backbone
+from qcapprox.models import family_key
 from qcapprox.store import RELAXED, Store, one_writer, open_store, write_atomically
-
-
-def member_predictor(
-    backbone: str,
-    dopant: str,
-    limit: int,
-    parent: Parent,
-    labels: str = RELAXED,
-    training: Path | None = None,
-    registry: Path | None = None,
-) -> tuple[dict, Path, Callable[[np.ndarray], np.ndarray]]:
-    """Card, registry path and e_above_hull predictor of one family member of a backbone:
-    `rf` (or another regressor name, trained on `labels` of the store `training`) or
-    `allegro`, `allegro-sequential`, `allegro-pretrained`; `registry` overrides where the
-    cards are read (default: user's, then bundled)."""
-    if backbone.startswith("allegro"):
-        from qcapprox.models import allegro
-
-        variant = allegro.variant_of(backbone)
-        member = allegro.load_allegro_member(dopant, limit, variant, registry)
-        where = allegro.registry_dir(variant, dopant, limit, registry)
-        return member.card, where, lambda occ: member.predict(occ, parent)
-    rf = forest.load_member(dopant, limit, backbone, labels, training, registry)
-    where = forest.registry_dir(backbone, dopant, limit, labels, registry)
-    return rf.card, where, rf.predict
 
 
 def existing_limits(path: Path, backbone: str) -> set[int]:
@@ -82,17 +58,19 @@ def predict_store(
     the store's writer lock is held meanwhile (a second writer fails at once).
     """
     path = Path(path)
+    kind = get_backbone(backbone)
     store = Store(path)
+    dopant = store.parent.dopant
     family = family_key(backbone, labels)
     todo = [x for x in limits if x not in existing_limits(path, family)]
     for k, limit in enumerate(todo):
-        card, model, predict = member_predictor(
-            backbone, store.parent.dopant, limit, store.parent, labels, training, registry
-        )
-        values = predict(store.occupancy)
+        member = kind.load(dopant, limit, labels, training, registry, store.parent)
+        values = member.predict(store.occupancy)
+        model = kind.card_dir(dopant, limit, labels, registry)
         write = partial(
-            _write_limit, backbone=family, limit=limit, values=values, card=card, model=model
-        )
+            _write_limit, backbone=family, limit=limit, values=values, card=member.card,
+            model=model,
+        )  # fmt: skip
         write_atomically(path, write, base=path)
         if progress:
             progress(k + 1, len(todo))
@@ -104,7 +82,7 @@ def _write_limit(
 ) -> None:
     """predictions/<backbone>/limit-XX and the limit's row of metrics/<backbone>."""
     dset = handle.require_group(f"predictions/{backbone}").create_dataset(
-        f"limit-{limit:02d}", data=values
+        limit_key(limit), data=values
     )
     dset.attrs["model"] = str(model)
     dset.attrs["labeler"] = card["labeler"]

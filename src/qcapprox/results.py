@@ -39,6 +39,7 @@ from ase import Atoms
 from qcapprox.datasets import LIMITS, limit_key, subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
+from qcapprox.models import BACKBONES
 from qcapprox.parent import Parent
 from qcapprox.store import (
     _read_parent,
@@ -52,7 +53,6 @@ from qcapprox.store import (
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1
-BACKBONES: tuple[str, ...] = ("rf", "allegro", "allegro-sequential", "allegro-pretrained")
 GROUPS = ("parent", "configs", "predictions", "metrics")
 SUBSET_COLUMNS = ("train", "validation", "test", "total")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
@@ -70,6 +70,7 @@ def energy_label(labeler: str | None) -> str:
 
 
 def _ordered_backbones(names: list[str]) -> tuple[str, ...]:
+    """Families in the registry's order of backbones, then the others by name."""
     known = [b for b in BACKBONES if b in names]
     return tuple(known + sorted(set(names) - set(known)))
 
@@ -219,7 +220,7 @@ class Results:
             )
 
     def backbones(self, dopant: str) -> tuple[str, ...]:
-        """Backbones with predictions for a dopant (rf, allegro, ... first, in that order)."""
+        """Backbones with predictions for a dopant, in the registry's order (rf first)."""
         self._check(dopant)
         return self._backbones[dopant]
 

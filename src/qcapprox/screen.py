@@ -30,7 +30,8 @@ from qcapprox.enumeration.run import Plan, run_recipe
 from qcapprox.errors import QcapproxError
 from qcapprox.hull import dopant_symbol, reference_path
 from qcapprox.labeling import DEFAULT_CALCULATOR, Relaxation, label_store
-from qcapprox.models.forest import train_family, training_store
+from qcapprox.models import backbone
+from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, is_bundled
 from qcapprox.prediction import predict_store
@@ -151,10 +152,8 @@ class Screen:
                     self.training, self.calculator, self.relaxation, None, self.n_workers,
                     self.chunk_size, progress=step(f"labels ({self.labels})"),
                 )  # fmt: skip
-        progress = step(f"RF family ({self.labels})")
-        for k, limit in enumerate(self.limits):
-            train_family(symbol, "rf", (limit,), self.labels)
-            progress(k + 1, len(self.limits))
+        backbone("rf").train(symbol, self.limits, self.labels,
+                             progress=step(f"RF family ({self.labels})"))  # fmt: skip
         progress = step(f"inference set Sc60{symbol}13")
         run_recipe(Recipe.load(self.inference), parent, self.inference_store,
                    progress=lambda d, t, _: progress(d, t))  # fmt: skip

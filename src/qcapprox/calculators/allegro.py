@@ -1,7 +1,8 @@
 """AllegroHullCalculator: one Allegro family member as an ASE calculator.
 
 `AllegroHullCalculator(dopant="Pt", limit=24, variant="sequential")` loads the packaged
-model of one family member (``calculators/<backbone>/<dopant>/limit-XX/model.nequip.zip``).
+model of one family member (``<registry>/<backbone>/<dopant>/limit-XX/model.nequip.zip``:
+the `registry` given, else the user's, else the bundled ``calculators/``).
 Like every hull calculator (`calculators/base.py`) it identifies the configuration of the
 given atoms and returns the member's prediction for that configuration: the network is
 evaluated on the decorated parent, the geometry the member was trained on (the study's
@@ -24,7 +25,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from qcapprox.calculators.base import HullCalculator
-from qcapprox.models.allegro import VARIANTS, AllegroError, AllegroMember, load_allegro_member
+from qcapprox.errors import AllegroError
+from qcapprox.models.allegro.inference import AllegroMember, load_allegro_member
+from qcapprox.models.allegro.presets import VARIANTS
 
 
 class AllegroHullCalculator(HullCalculator):
@@ -59,10 +62,6 @@ class AllegroHullCalculator(HullCalculator):
         else:
             self.implemented_properties = HullCalculator.implemented_properties
         return member
-
-    def predict_e_above_hull(self, occupancy):
-        """Energy above hull (eV/atom) of (n, 36) occupancies of the parent (batched)."""
-        return self.member.predict(occupancy, self.parent)
 
     @cached_property
     def nequip(self) -> Calculator:

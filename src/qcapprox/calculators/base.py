@@ -28,8 +28,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import atomic_numbers
 
 from qcapprox.datasets import LIMITS
+from qcapprox.errors import ModelError
 from qcapprox.hull import Hull
-from qcapprox.models.forest import ModelError
 from qcapprox.parent import Parent
 
 
@@ -88,7 +88,7 @@ class HullCalculator(Calculator):
     @property
     def parent(self) -> Parent:
         """The parent whose configurations the member knows."""
-        return self.member.parent or Parent.load(self.parameters.dopant)
+        return self.member.parent
 
     @property
     def hull(self) -> Hull:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qcapprox.calculators.base import HullCalculator
-from qcapprox.models.forest import ForestMember, ModelError, load_member, training_store
+from qcapprox.errors import ModelError
+from qcapprox.models.base import training_store
+from qcapprox.models.forest import ForestMember, load_member
 from qcapprox.store import LABEL_KINDS, RELAXED
 
 

@@ -1,6 +1,48 @@
-"""Model families: one backbone trained for one dopant at all 13 limits."""
+"""Model families, one backbone trained for one dopant at all 13 limits: the registry of
+backbones and what a member is.
 
+A member (one backbone, one dopant, one limit) has a card and predicts the energy above the
+hull of occupancies of its parent (`Member`). `BACKBONES` names every backbone and knows
+which module implements it: scikit-learn regressors on defect descriptors (`rf`, `hgb`,
+`xgboost`, `lightgbm`, `catboost`; `qcapprox.models.forest`) and the Allegro variants
+(`allegro`, `allegro-sequential`, `allegro-pretrained`; `qcapprox.models.allegro`). The
+command line, batch prediction and the results file name backbones through it
+(`backbone(name)`): load a member, train a family, find a member's card. What every backbone
+shares (training sets and their digest, the card, the registry layout) is in
+`qcapprox.models.base`. The implementations never import this module, and are imported only
+when a member is loaded or trained (scikit-learn, torch and nequip are heavy).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from qcapprox.datasets import LIMITS
+from qcapprox.errors import ModelError
+from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
+from qcapprox.models.forest import REGRESSORS
 from qcapprox.store import RELAXED
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qcapprox.parent import Parent
+
+Progress = Callable[[int, int], None]
+
+
+class Member(Protocol):
+    """One trained model: one backbone, one dopant, one limit."""
+
+    card: dict
+    parent: Parent
+
+    def predict(self, occupancy: np.ndarray) -> np.ndarray:
+        """Energies above the hull (eV/atom) of (n, 36) occupancies of the parent."""
 
 
 def family_key(backbone: str, labels: str = RELAXED) -> str:
@@ -8,3 +50,122 @@ def family_key(backbone: str, labels: str = RELAXED) -> str:
     family trained on relaxed labels (the target), `<backbone>-<labels>` otherwise (e.g.
     `rf-single-point`, the cheap screen)."""
     return backbone if labels == RELAXED else f"{backbone}-{labels}"
+
+
+@dataclass(frozen=True)
+class Backbone(ABC):
+    """A model kind: its name, its variant within its kind, and the options its training
+    takes besides the dopant, limits, label set, training store and registry."""
+
+    name: str
+    variant: str | None = None
+    options: tuple[str, ...] = ()
+
+    @abstractmethod
+    def load(
+        self,
+        dopant: str,
+        limit: int,
+        labels: str = RELAXED,
+        training: Path | None = None,
+        registry: Path | None = None,
+        parent: Parent | None = None,
+    ) -> Member:
+        """The member of a dopant and limit (trained on `labels` of `training`; read from
+        `registry`, default the user's then the bundled one), predicting configurations of
+        `parent` (default: its own)."""
+
+    @abstractmethod
+    def card_dir(
+        self, dopant: str, limit: int, labels: str = RELAXED, registry: Path | None = None
+    ) -> Path:
+        """The registry directory a member's card is read from."""
+
+    @abstractmethod
+    def train(
+        self,
+        dopant: str,
+        limits: Sequence[int] = LIMITS,
+        labels: str = RELAXED,
+        training: Path | None = None,
+        registry: Path | None = None,
+        progress: Progress | None = None,
+        **options: object,
+    ) -> list[dict]:
+        """Train the family at `limits` (finished members are kept); returns the cards."""
+
+
+class ForestBackbone(Backbone):
+    """A scikit-learn regressor on defect descriptors, 5-fold (`qcapprox.models.forest`)."""
+
+    def load(self, dopant, limit, labels=RELAXED, training=None, registry=None, parent=None):
+        from qcapprox.models.forest import load_member
+
+        return load_member(dopant, limit, self.name, labels, training, registry)
+
+    def card_dir(self, dopant, limit, labels=RELAXED, registry=None):
+        from qcapprox.models.forest import registry_dir
+
+        return registry_dir(self.name, dopant, limit, labels, registry)
+
+    def train(self, dopant, limits=LIMITS, labels=RELAXED, training=None, registry=None,
+              progress=None, **options):  # fmt: skip
+        from qcapprox.models.forest import train_family
+
+        return train_family(dopant, self.name, limits, labels, training, registry, progress)
+
+
+class AllegroBackbone(Backbone):
+    """An Allegro variant (`qcapprox.models.allegro`). Its members are filed by backbone
+    whatever their label set, and read from the registry only (never trained on load)."""
+
+    def load(self, dopant, limit, labels=RELAXED, training=None, registry=None, parent=None):
+        from qcapprox.models.allegro.inference import load_allegro_member
+
+        return load_allegro_member(dopant, limit, self.variant, registry, parent)
+
+    def card_dir(self, dopant, limit, labels=RELAXED, registry=None):
+        from qcapprox.models.allegro.inference import registry_dir
+
+        return registry_dir(self.variant, dopant, limit, registry)
+
+    def train(self, dopant, limits=LIMITS, labels=RELAXED, training=None, registry=None,
+              progress=None, **options):  # fmt: skip
+        from qcapprox.models.allegro.training import train_allegro_family
+
+        return train_allegro_family(dopant, self.variant, limits, progress=progress,
+                                    store=training, registry=registry, labels=labels,
+                                    **options)  # fmt: skip
+
+
+def _allegro(variant: str, name: str) -> AllegroBackbone:
+    corpus = ("corpus",) if variant == "pretrained" else ()
+    return AllegroBackbone(name, variant, ("preset", "forces", *corpus))
+
+
+#: Every backbone, in the order results show them: rf, the Allegro variants, the other
+#: regressors.
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        ForestBackbone("rf"),
+        *(_allegro(variant, name) for variant, name in ALLEGRO_VARIANTS.items()),
+        *(ForestBackbone(name) for name in sorted(REGRESSORS) if name != "rf"),
+    )
+}
+
+
+def backbone(name: str, variant: str | None = None) -> Backbone:
+    """A backbone by name (rf, hgb, ..., allegro, allegro-sequential, ...), or the
+    `variant` of the kind `name` belongs to (`backbone("allegro", "sequential")`)."""
+    if name not in BACKBONES:
+        raise ModelError(f"unknown regressor {name!r}: the backbones are {', '.join(BACKBONES)}")
+    found = BACKBONES[name]
+    if variant is None or variant == found.variant:
+        return found
+    kind = type(found)
+    siblings = {b.variant: b for b in BACKBONES.values() if type(b) is kind and b.variant}
+    if variant not in siblings:
+        known = f"use one of {', '.join(siblings)}" if siblings else "it has no variants"
+        raise ModelError(f"unknown variant {variant!r} of {name}: {known}")
+    return siblings[variant]

@@ -22,16 +22,16 @@ so the corpus is the same for the same references and seed.
 `read_corpus(path)` reads it or a user's own extxyz (any binary or elemental crystals of
 Sc, Pt, Pd, Ir, Rh or other elements, with energies, forces optional);
 `pretrain_corpus_model(preset, corpus)` trains the corpus model once per preset and
-corpus through nequip (energies, and forces when every structure has them) and registers
-it in ``calculators/allegro-pretrained/corpus/<preset>[-<sha>]/``, where the
-``pretrained`` variant of `qcapprox.models.allegro` fine-tunes it for each limit.
+corpus, as one stage of the stage runner (`qcapprox.models.allegro.runner`: energies, and
+forces when every structure has them), and registers it, model then card, in
+``<registry>/allegro-pretrained/corpus/<preset>[-<sha>]/`` (the bundled registry's, or the
+user's), where the ``pretrained`` variant (`qcapprox.models.allegro.training`) fine-tunes it
+for each limit.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,24 +42,26 @@ from ase.build import make_supercell
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
+from qcapprox.errors import AllegroError
 from qcapprox.hull import reference_path
-from qcapprox.paths import DATA_DIR, REGISTRY_DIR
+from qcapprox.models.allegro.config import scratch_model
+from qcapprox.models.allegro.inference import MODEL_FILE, finished, model_fields
+from qcapprox.models.allegro.presets import BACKBONES, Preset, get_preset
+from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
+from qcapprox.models.base import card_dir, file_sha256, output_dir, publish
+from qcapprox.paths import DATA_DIR, cache_root
+from qcapprox.settings import SEED
+from qcapprox.store import package_versions
 
 CORPUS_DIR = DATA_DIR / "pretraining"
 DEFAULT_CORPUS = CORPUS_DIR / "sc-m-corpus.extxyz"
 DOPANTS = ("Pt", "Pd", "Ir", "Rh")
-SEED = 2024
 ISO_STRAINS = (-0.04, -0.02, 0.02, 0.04)
 RANDOM_STRAINS = 2
 STRAIN_AMPLITUDE = 0.03
 RATTLES = (0.05, 0.10)
 MIN_RATTLE_ATOMS = 8
-
-
-def _corpus_error(message: str) -> Exception:
-    from qcapprox.models.allegro import AllegroError
-
-    return AllegroError(message)
+CARD_VERSIONS = ("qcapprox", "nequip", "nequip-allegro", "torch", "ase")
 
 
 # ----------------------------------------------------------------------------- prototypes
@@ -70,7 +72,7 @@ def prototypes(dopants: Sequence[str] = DOPANTS) -> list[tuple[str, str, Atoms]]
     for dopant in dopants:
         path = reference_path(dopant)
         if not path.exists():
-            raise _corpus_error(
+            raise AllegroError(
                 f"no reference phases for Sc-{dopant} ({path}): relax them first with "
                 f"`qcapprox references --dopant {dopant}`"
             )
@@ -206,25 +208,26 @@ def read_corpus(path: str | Path) -> list[Atoms]:
 
     path = Path(path)
     if not path.exists():
-        raise _corpus_error(
-            f"no corpus {path}: build the bundled one with qcapprox.pretraining.build_corpus() "
-            "or give an extxyz file of structures with energies"
+        raise AllegroError(
+            f"no corpus {path}: build one with `qcapprox corpus -o FILE` "
+            "(qcapprox.models.allegro.corpus.build_corpus) or give an extxyz file of "
+            "structures with energies"
         )
     try:
         images = read(path, index=":", format="extxyz")
     except Exception as err:
-        raise _corpus_error(f"{path}: not a readable extxyz file ({err})") from err
+        raise AllegroError(f"{path}: not a readable extxyz file ({err})") from err
     if not images:
-        raise _corpus_error(f"{path}: holds no structures")
+        raise AllegroError(f"{path}: holds no structures")
     for k, atoms in enumerate(images):
         try:
             energy = atoms.get_potential_energy()
         except Exception as err:
-            raise _corpus_error(f"{path}: structure {k} carries no energy") from err
+            raise AllegroError(f"{path}: structure {k} carries no energy") from err
         if not np.isfinite(energy):
-            raise _corpus_error(f"{path}: structure {k} has a non-finite energy")
+            raise AllegroError(f"{path}: structure {k} has a non-finite energy")
         if not atoms.pbc.all():
-            raise _corpus_error(f"{path}: structure {k} is not periodic in 3 directions")
+            raise AllegroError(f"{path}: structure {k} is not periodic in 3 directions")
     return images
 
 
@@ -237,11 +240,6 @@ def _has_forces(images: Sequence[Atoms]) -> bool:
         if not np.isfinite(forces).all():
             return False
     return True
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _shifts(images: Sequence[Atoms], type_names: Sequence[str]) -> tuple[dict[str, float], float]:
@@ -258,83 +256,58 @@ def _shifts(images: Sequence[Atoms], type_names: Sequence[str]) -> tuple[dict[st
 
 
 # ----------------------------------------------------------------------------- the corpus model
-def corpus_model_dir(preset: str, corpus: Path, registry: Path | None = None) -> Path:
-    """Registry directory of the corpus model of a preset (a user corpus gets its sha)."""
-    root = Path(registry or REGISTRY_DIR) / "allegro-pretrained" / "corpus"
+def corpus_model_path(preset: str, corpus: Path) -> Path:
+    """The corpus model's directory relative to a registry (a user corpus gets its sha)."""
+    root = Path(BACKBONES["pretrained"]) / "corpus"
     if corpus.resolve() == DEFAULT_CORPUS.resolve():
         return root / preset
     return root / f"{preset}-{file_sha256(corpus)[:12]}"
 
 
 def pretrain_corpus_model(
-    preset,
+    preset: str | Preset,
     corpus: str | Path | None = None,
     registry: str | Path | None = None,
     workdir: str | Path | None = None,
     val_fraction: float = 0.1,
 ) -> dict:
-    """Train (once) the Allegro model of a corpus; returns its card (with ``model_path``)."""
-    from qcapprox.models.allegro import (
-        MODEL_FILE,
-        AllegroError,
-        cache_root,
-        get_preset,
-        package,
-        run_stage,
-        scratch_model,
-        stage_config,
-        write_extxyz,
-    )
-    from qcapprox.models.allegro import (
-        SEED as MODEL_SEED,
-    )
-    from qcapprox.store import package_versions
+    """Train (once) the Allegro model of a corpus; returns its card (with ``model_path``).
 
+    Read from `registry` if given, else from the user's registry or the bundled one; a new
+    model is written into `registry` or the user's.
+    """
     preset = get_preset(preset)
     corpus = Path(corpus or DEFAULT_CORPUS)
     images = read_corpus(corpus)
     digest = file_sha256(corpus)
-    where = corpus_model_dir(preset.name, corpus, Path(registry) if registry else None)
-    card_path, model_path = where / "card.json", where / MODEL_FILE
-    if card_path.exists() and model_path.exists():
-        card = json.loads(card_path.read_text())
-        if card.get("corpus_sha256") == digest and card.get("preset_sha256") == preset.digest():
-            card["model_path"] = str(model_path.resolve())
-            return card
-    workdir = Path(workdir or cache_root() / "allegro-runs" / "corpus" / where.name)
-    marker = workdir / "digest.json"
+    relative = corpus_model_path(preset.name, corpus)
+    registry = Path(registry) if registry else None
     identity = {"corpus_sha256": digest, "preset_sha256": preset.digest()}
-    if workdir.exists() and (not marker.exists() or json.loads(marker.read_text()) != identity):
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(identity))
+    where = card_dir(relative, registry)
+    card = finished(where, identity)
+    if card is not None:
+        return {**card, "model_path": str((where / MODEL_FILE).resolve())}
+    workdir = Path(workdir or cache_root() / "allegro-runs" / "corpus" / relative.name)
+    prepare_workdir(workdir, identity)
 
     numbers = sorted({int(z) for a in images for z in a.numbers})
     type_names = [Atoms(numbers=[z]).get_chemical_symbols()[0] for z in numbers]
     forces = _has_forces(images)
-    rng = np.random.default_rng(MODEL_SEED)
-    order = rng.permutation(len(images))
+    order = np.random.default_rng(SEED).permutation(len(images))
     n_val = max(1, round(val_fraction * len(images)))
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     if len(train) == 0:
         raise AllegroError(f"{corpus}: {len(images)} structures are too few to pre-train on")
     shifts, scale = _shifts([images[i] for i in train], type_names)
     model = scratch_model(preset, type_names, shifts, scale, forces)
+    stage = Stage("corpus", train, val, model, preset.lr, budget=preset.corpus_budget)
 
     start = time.perf_counter()
-    stage_dir = workdir / "corpus"
-    stage_dir.mkdir(exist_ok=True)
-    for fname, rows in (("train.xyz", train), ("val.xyz", val)):
-        if not (stage_dir / fname).exists():
-            write_extxyz(stage_dir / fname, [images[i] for i in rows])
-    config = stage_config(preset, stage_dir, type_names, model, len(train), forces, preset.lr,
-                          budget=preset.corpus_budget)  # fmt: skip
-    record = run_stage(stage_dir, config)
-    packaged = package(stage_dir / "best.ckpt", workdir / MODEL_FILE, workdir / "package.log")
-    where.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(packaged, model_path)
+    best, records = run_stages(workdir, [stage], lambda rows: [images[i] for i in rows], preset,
+                               type_names, forces)  # fmt: skip
+    packaged = package(best, workdir / MODEL_FILE, workdir / "package.log")
     card = {
-        "backbone": "allegro-pretrained",
+        "backbone": BACKBONES["pretrained"],
         "role": "corpus model, fine-tuned by every allegro-pretrained member",
         "preset": preset.name,
         "preset_sha256": preset.digest(),
@@ -343,19 +316,17 @@ def pretrain_corpus_model(
         "structures": {"train": len(train), "validation": len(val)},
         "type_names": type_names,
         "forces": forces,
-        "stages": [{**record, "name": "corpus"}],
-        "epochs": record["epochs"],
-        "validation_rmse_per_atom_energy": record["best_validation_rmse"],
+        "stages": records,
+        "epochs": records[0]["epochs"],
+        "validation_rmse_per_atom_energy": records[0]["best_validation_rmse"],
         "hyperparameters": model,
-        "fit_seconds": round(time.perf_counter() - start, 1),
-        "model_file": MODEL_FILE,
-        "model_bytes": model_path.stat().st_size,
-        "model_sha256": file_sha256(model_path),
-        "versions": package_versions(("qcapprox", "nequip", "nequip-allegro", "torch", "ase")),
+        "fit_seconds": round(time.perf_counter() - start, 2),
+        **model_fields(packaged),
+        "versions": package_versions(CARD_VERSIONS),
     }
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
-    card["model_path"] = str(model_path.resolve())
-    return card
+    where = output_dir(relative, registry)
+    publish(where, card, {MODEL_FILE: packaged})
+    return {**card, "model_path": str((where / MODEL_FILE).resolve())}
 
 
 def corpus_summary(path: str | Path = DEFAULT_CORPUS) -> dict:

@@ -1,0 +1,192 @@
+"""Hyper-parameter presets of Allegro members and the variants' backbone names.
+
+`small` trains one limit in about 10 minutes or less on 2 CPU cores (docs/allegro.md),
+`paper` is the study's scale (for a GPU), `tiny` runs in seconds (tests and smoke runs). A
+preset's SHA-256 (`Preset.digest`) is recorded in every card: a changed preset is another
+model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from qcapprox.errors import AllegroError
+from qcapprox.settings import SEED
+
+#: The variants and the backbone name of each.
+BACKBONES = {
+    "ordinary": "allegro",
+    "sequential": "allegro-sequential",
+    "pretrained": "allegro-pretrained",
+}
+VARIANTS = tuple(BACKBONES)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Hyper-parameters of one family member (Allegro model, data loaders, trainer).
+
+    Epochs: a stage runs ``clamp(ceil(budget / n_train), min_epochs, max_epochs)``
+    epochs at most, so a small subset gets more passes and every limit costs about the
+    same; early stopping on the validation per-atom energy RMSE (``patience`` epochs)
+    and ReduceLROnPlateau (``lr_patience``) act within that.
+    """
+
+    name: str
+    r_max: float
+    l_max: int
+    num_layers: int
+    num_scalar_features: int
+    num_tensor_features: int
+    mlp_width: int
+    mlp_depth: int
+    readout_width: int
+    num_bessels: int
+    batch_size: int
+    lr: float
+    budget: int
+    min_epochs: int
+    max_epochs: int
+    patience: int
+    lr_patience: int
+    fine_tune_lr: float
+    ema_decay: float | None = None
+    accelerator: str = "cpu"
+    model_dtype: str = "float32"
+    corpus_budget: int = 40_000
+    extra: dict = field(default_factory=dict)
+
+    def model_kwargs(self) -> dict:
+        """AllegroModel arguments (without types, shifts, scales, neighbour count)."""
+        return {
+            "_target_": "allegro.model.AllegroModel",
+            "seed": SEED,
+            "model_dtype": self.model_dtype,
+            "r_max": self.r_max,
+            "l_max": self.l_max,
+            "parity": True,
+            "radial_chemical_embed": {
+                "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+                "num_bessels": self.num_bessels,
+                "bessel_trainable": False,
+                "polynomial_cutoff_p": 6,
+            },
+            "radial_chemical_embed_dim": self.num_scalar_features,
+            "scalar_embed_mlp_hidden_layers_depth": 1,
+            "scalar_embed_mlp_hidden_layers_width": self.mlp_width,
+            "scalar_embed_mlp_nonlinearity": "silu",
+            "num_layers": self.num_layers,
+            "num_scalar_features": self.num_scalar_features,
+            "num_tensor_features": self.num_tensor_features,
+            "allegro_mlp_hidden_layers_depth": self.mlp_depth,
+            "allegro_mlp_hidden_layers_width": self.mlp_width,
+            "allegro_mlp_nonlinearity": "silu",
+            "tp_path_channel_coupling": True,
+            "readout_mlp_hidden_layers_depth": 1,
+            "readout_mlp_hidden_layers_width": self.readout_width,
+            "readout_mlp_nonlinearity": "silu",
+            "per_type_energy_scales_trainable": False,
+            "per_type_energy_shifts_trainable": False,
+            **self.extra,
+        }
+
+    def digest(self) -> str:
+        """SHA-256 of the hyper-parameters: a changed preset is another model."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def epochs(self, n_train: int, budget: int | None = None) -> int:
+        """The epoch cap of a stage with n_train training structures."""
+        n = math.ceil((budget or self.budget) / max(n_train, 1))
+        return int(min(max(n, self.min_epochs), self.max_epochs))
+
+
+PRESETS: dict[str, Preset] = {
+    # one limit in about 10 minutes or less on 2 CPU cores (see docs/allegro.md)
+    "small": Preset(
+        name="small",
+        r_max=5.0,
+        l_max=1,
+        num_layers=1,
+        num_scalar_features=32,
+        num_tensor_features=4,
+        mlp_width=32,
+        mlp_depth=1,
+        readout_width=16,
+        num_bessels=8,
+        batch_size=8,
+        lr=5e-3,
+        budget=40_000,
+        min_epochs=20,
+        max_epochs=400,
+        patience=15,
+        lr_patience=5,
+        fine_tune_lr=2e-3,
+        corpus_budget=40_000,
+    ),
+    # the study's scale, for a GPU
+    "paper": Preset(
+        name="paper",
+        r_max=6.0,
+        l_max=2,
+        num_layers=2,
+        num_scalar_features=64,
+        num_tensor_features=32,
+        mlp_width=128,
+        mlp_depth=2,
+        readout_width=32,
+        num_bessels=8,
+        batch_size=4,
+        lr=1e-3,
+        budget=2_000_000,
+        min_epochs=100,
+        max_epochs=2000,
+        patience=100,
+        lr_patience=25,
+        fine_tune_lr=5e-4,
+        ema_decay=0.999,
+        accelerator="auto",
+        corpus_budget=2_000_000,
+    ),
+    # seconds, for tests and smoke runs only
+    "tiny": Preset(
+        name="tiny",
+        r_max=4.0,
+        l_max=1,
+        num_layers=1,
+        num_scalar_features=8,
+        num_tensor_features=2,
+        mlp_width=8,
+        mlp_depth=1,
+        readout_width=8,
+        num_bessels=4,
+        batch_size=4,
+        lr=5e-3,
+        budget=8,
+        min_epochs=1,
+        max_epochs=2,
+        patience=5,
+        lr_patience=5,
+        fine_tune_lr=5e-3,
+        corpus_budget=8,
+    ),
+}
+
+
+def get_preset(preset: str | Preset) -> Preset:
+    """A preset by name (small, paper, tiny) or as given."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise AllegroError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def backbone_of(variant: str) -> str:
+    """The backbone name of a variant: allegro, allegro-sequential, allegro-pretrained."""
+    if variant not in BACKBONES:
+        raise AllegroError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    return BACKBONES[variant]
