@@ -108,6 +108,19 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
         np.testing.assert_array_equal(group["limit-24"][:], predicted[-1])
     assert not (tmp_path / "elsewhere" / "calculators").exists()
 
+    # screen takes them too: nothing is labelled again, the family comes from that registry
+    again = tmp_path / "again"
+    again.mkdir()
+    capsys.readouterr()
+    assert run([*args[:-1], str(again), *explicit]) == 0
+    assert f"training: 0 structures to label (single-point) in {training}" in (
+        capsys.readouterr().out
+    )
+    with Results(again / "sc60os13-results.h5") as res:
+        np.testing.assert_array_equal(res.predictions("Os", "rf-single-point"), predicted)
+    assert not (tmp_path / "elsewhere" / "calculators").exists()
+    assert not (tmp_path / "elsewhere" / "training").exists()
+
 
 def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> None:
     (tmp_path / "design.toml").write_text(INFERENCE)

@@ -381,6 +381,14 @@ def screen(
     / "inference-a4.toml",
     limits: LimitsOpt = "all",
     workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
+    training: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training store, built here unless bundled (default: the user's, else the "
+            "bundled one)."
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
 ) -> None:
     """A new dopant end to end: references, training design, labels, RF family, inference
@@ -394,7 +402,7 @@ def screen(
         out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
         dopant, out_dir, calculator, Relaxation() if relax else None, design, inference,
-        _limits(limits), workers,
+        _limits(limits), workers, training_set=training, registry=registry,
     )  # fmt: skip
     run.check()
     for line in run.cost(run.parent()):

@@ -13,9 +13,10 @@ The chain, each step resumable (a rerun skips what is done and continues what is
 7. results: one results file (qcapprox.results.bundle) that ``qcapprox tui`` opens.
 
 The training set and the model cards of a new dopant go to the user data directory
-(qcapprox.paths), where ``Hull.load``, ``qcapprox train`` and ``qcapprox predict`` find them;
-the inference store and the results file go to `out_dir`. Nothing bundled is written: a
-bundled dopant reuses its bundled references and labelled training set.
+(qcapprox.paths), where ``Hull.load``, ``qcapprox train`` and ``qcapprox predict`` find them,
+or to the training store and registry given (`training_set`, `registry`); the inference
+store and the results file go to `out_dir`. Nothing bundled is written: a bundled dopant
+reuses its bundled references and labelled training set.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Screen:
     limits: tuple[int, ...] = LIMITS
     n_workers: int = 2
     chunk_size: int = 4
+    training_set: Path | None = None
+    registry: Path | None = None
 
     @property
     def symbol(self) -> str:
@@ -73,7 +76,8 @@ class Screen:
 
     @property
     def training(self) -> Path:
-        return training_store(self.symbol)
+        """The training store: the one given, else the dopant's (the user's or bundled)."""
+        return Path(self.training_set) if self.training_set else training_store(self.symbol)
 
     @property
     def inference_store(self) -> Path:
@@ -152,11 +156,12 @@ class Screen:
                     self.training, self.calculator, self.relaxation, None, self.n_workers,
                     self.chunk_size, progress=step(f"labels ({self.labels})"),
                 )  # fmt: skip
-        backbone("rf").train(symbol, self.limits, self.labels,
-                             progress=step(f"RF family ({self.labels})"))  # fmt: skip
+        backbone("rf").train(symbol, self.limits, self.labels, self.training, self.registry,
+                             step(f"RF family ({self.labels})"))  # fmt: skip
         progress = step(f"inference set Sc60{symbol}13")
         run_recipe(Recipe.load(self.inference), parent, self.inference_store,
                    progress=lambda d, t, _: progress(d, t))  # fmt: skip
-        predict_store(self.inference_store, "rf", self.limits, step("predictions"), self.labels)
+        predict_store(self.inference_store, "rf", self.limits, step("predictions"), self.labels,
+                      self.training, self.registry)  # fmt: skip
         bundle({symbol: self.inference_store}, self.results, training={symbol: self.training})
         return self.results
