@@ -112,6 +112,17 @@ def make_calculator(spec: str) -> Calculator:
     return calc
 
 
+# glibc malloc of the local dask workers. dask sets MALLOC_TRIM_THRESHOLD_=65536, which
+# also freezes the mmap threshold at 128 KiB: every tensor of a CHGNet step is then a fresh
+# mmap, 75,000 page faults per step and 3x the time (0.44 s instead of 0.13-0.15 s per
+# 146-atom step, benchmarks/relaxation.py --malloc). Large thresholds keep freed memory
+# in the process for the next step.
+WORKER_MALLOC = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(2**30),
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(2**25),
+}
+
+
 @dataclass(frozen=True)
 class Relaxation:
     """How a structure is relaxed: positions and cell (ASE `FrechetCellFilter`) with an ASE
@@ -250,6 +261,7 @@ def label_store(
     """Label every configuration of a store, relaxed (with a `relaxation`) or as single
     points; returns the number of failed structures. Relaxing also stores the single points
     unless the store has them already."""
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     path = Path(path)
@@ -272,10 +284,11 @@ def label_store(
     if len(todo):
         cluster = None
         if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0",
-            )  # fmt: skip
+            with dask.config.set(WORKER_MALLOC):
+                cluster = LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0",
+                )  # fmt: skip
         with Client(scheduler or cluster) as client:
             parent = client.scatter(store.parent, broadcast=True)
             chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
