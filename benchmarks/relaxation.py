@@ -14,7 +14,8 @@ left at its default thread count (the baseline before qcapprox limited it).
 
     python benchmarks/relaxation.py --dopant Pt --n 10 --optimizers FIRE,FIRE2,BFGS,LBFGS
 Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
-`--gradients` times chgnet's CHGNetCalculator against the bundled CHGNetLabeler instead.
+`--gradients` times chgnet's CHGNetCalculator against the bundled CHGNetLabeler instead;
+`--malloc` times the labeler with glibc's, dask's and qcapprox's worker malloc settings.
 """
 
 from __future__ import annotations
@@ -106,6 +107,54 @@ def gradients(parent: Parent, occupancy: np.ndarray, calls: int = 20) -> dict[st
     return {key: float(np.median(t)) for key, t in times.items()}  # fmt: skip
 
 
+def probe(dopant: str, calls: int = 20) -> dict[str, float]:
+    """Per call of the bundled labeler on one thread, in this process: wall, user and
+    system seconds and minor page faults (medians would hide nothing here: means)."""
+    import resource
+
+    parent = Parent.load(dopant)
+    os.environ["QCAPPROX_TORCH_THREADS"] = "1"
+    calc = make_calculator("chgnet")
+    atoms = parent.decorate(parent.known_phase())
+    calc.get_property("stress", atoms.copy())  # warm up
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for k in range(calls):
+        atoms.rattle(0.01, seed=k)
+        calc.get_property("stress", atoms.copy())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall_s": (time.perf_counter() - start) / calls,
+            "user_s": (after.ru_utime - before.ru_utime) / calls,
+            "system_s": (after.ru_stime - before.ru_stime) / calls,
+            "page_faults": (after.ru_minflt - before.ru_minflt) / calls}  # fmt: skip
+
+
+def malloc(dopant: str) -> dict[str, dict[str, float]]:
+    """`probe` in fresh processes with glibc's default malloc, with the environment dask
+    gives its workers (MALLOC_TRIM_THRESHOLD_=65536) and with the labeler's workers' one."""
+    import subprocess
+    import sys
+
+    import dask
+    import distributed  # noqa: F401  (loads its config defaults)
+
+    from qcapprox.labeling import WORKER_MALLOC
+
+    dask_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    with dask.config.set(WORKER_MALLOC):
+        ours = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # a copy
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    envs = {"glibc default": plain,
+            "dask workers (trim 64 KiB)": {**plain, **{k: str(v) for k, v in dask_env.items()}},
+            "qcapprox workers (trim 1 GiB, mmap 32 MiB)": {
+                **plain, **{k: str(v) for k, v in ours.items()}}}  # fmt: skip
+    out = {}
+    for name, env in envs.items():
+        run = subprocess.run([sys.executable, __file__, "--dopant", dopant, "--probe"],
+                             env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        out[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
+
+
 def summarize(runs: list[dict], workers: int, tight: float) -> list[dict]:
     """Per optimizer and threshold: steps, seconds, throughput and energy errors."""
     names = list(dict.fromkeys(run["optimizer"] for run in runs))
@@ -154,7 +203,24 @@ def main() -> None:
         action="store_true",
         help="only time chgnet's calculator against the bundled labeler",
     )
+    parser.add_argument(
+        "--malloc",
+        action="store_true",
+        help="only time the labeler under three malloc environments",
+    )
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(probe(args.dopant)))
+        return
+    if args.malloc:
+        figures = malloc(args.dopant)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"relaxation-malloc-{args.dopant}.json").write_text(json.dumps(figures))
+        for name, f in figures.items():
+            print(f"  {name}: {f['wall_s']:.3f} s per call (user {f['user_s']:.3f}, system "
+                  f"{f['system_s']:.3f}), {f['page_faults']:,.0f} page faults")  # fmt: skip
+        return
     store = Store(args.store or training_store(args.dopant))
     if args.gradients:
         seconds = gradients(store.parent, store.occupancy[len(store) // 2])

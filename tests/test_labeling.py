@@ -135,6 +135,12 @@ def test_failures_are_recorded_not_fatal(tiny: Path) -> None:
     assert all("vacancies not supported" in e for e in labels.error[has_vacancy])
 
 
+def test_local_workers_keep_freed_memory(tiny: Path) -> None:
+    """The local dask workers start with large malloc thresholds (not dask's 64 KiB trim)."""
+    assert label_store(tiny, "labelers:malloc_checked", n_workers=1, chunk_size=8) == 0
+    assert Store(tiny).label_set("single-point").usable.all()
+
+
 def test_resume_uses_committed_journal(tiny: Path) -> None:
     """Committed chunks are not recomputed: a journal chunk with marked energies survives."""
     from qcapprox.labeling import label_chunk, label_journal
