@@ -7,7 +7,7 @@ configuration of its atoms and makes one such call.
 
 Usage: .venv/bin/python benchmarks/allegro.py [--dopant Pt] [--variant ordinary]
        [--limit 24] [--n 3000] [--threads 2]
-(The member must be registered: calculators/allegro*/<dopant>/limit-XX/.)
+(The member must be registered: calculators/[single-point/]allegro*/<dopant>/limit-XX/.)
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.models.allegro.inference import load_allegro_member
 from qcapprox.models.allegro.presets import BACKBONES
+from qcapprox.models.base import member_path
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, REGISTRY_DIR
 from qcapprox.store import Store
 
 
-def training_minutes(dopant: str) -> None:
+def training_minutes(dopant: str, labels: str) -> None:
     """Median and total `fit_seconds` of every registered family of a dopant."""
     for backbone in BACKBONES.values():
-        cards = sorted((REGISTRY_DIR / backbone / dopant).glob("limit-*/card.json"))
+        family = REGISTRY_DIR / member_path(backbone, dopant, 0, labels).parent
+        cards = sorted(family.glob("limit-*/card.json"))
         if not cards:
             continue
         seconds = np.array([json.loads(c.read_text())["fit_seconds"] for c in cards])
@@ -52,6 +54,7 @@ def main() -> None:
     args.add_argument("--limit", type=int, default=24)
     args.add_argument("--n", type=int, default=3000, help="configurations to predict")
     args.add_argument("--threads", type=int, default=2)
+    args.add_argument("--labels", default="single-point", help="label set of the member")
     opts = args.parse_args()
     torch.set_num_threads(opts.threads)
     parent = Parent.load(opts.dopant)
@@ -61,7 +64,7 @@ def main() -> None:
         occupancy = Store(path).occupancy
     rng = np.random.default_rng(0)
     occ = occupancy[rng.choice(len(occupancy), min(opts.n, len(occupancy)), replace=False)]
-    member = load_allegro_member(opts.dopant, opts.limit, opts.variant)
+    member = load_allegro_member(opts.dopant, opts.limit, opts.variant, labels=opts.labels)
     member.predict(occ[:32], parent)  # load and warm up
     print(f"{BACKBONES[opts.variant]} {opts.dopant} limit {opts.limit}, {opts.threads} threads")
     for batch_size in (8, 32, 64):
@@ -71,7 +74,7 @@ def main() -> None:
         print(f"batch prediction, batch {batch_size}: {len(occ) / sec:,.0f} structures/s "
               f"({len(occ):,} in {sec:.1f} s)")  # fmt: skip
 
-    calc = AllegroHullCalculator(opts.dopant, opts.limit, opts.variant)
+    calc = AllegroHullCalculator(opts.dopant, opts.limit, opts.variant, labels=opts.labels)
     times = []
     for k in range(21):
         atoms = parent.decorate(occ[k])
@@ -83,7 +86,7 @@ def main() -> None:
         f"one AllegroHullCalculator call (energy): {1e3 * np.median(times[1:]):.1f} ms "
         "(median of 20)"
     )
-    training_minutes(opts.dopant)
+    training_minutes(opts.dopant, opts.labels)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def test_card_and_registry(trained) -> None:
     from qcapprox.models.allegro.inference import MODEL_FILE, registry_dir
 
     card = trained["card"]
-    where = registry_dir("ordinary", "Pt", 24, trained["registry"])
+    where = registry_dir("ordinary", "Pt", 24, trained["registry"], "single-point")
+    assert where == trained["registry"] / "single-point" / "allegro" / "Pt" / "limit-24"
+    assert card["labels"] == "single-point"
     assert (where / MODEL_FILE).stat().st_size == card["model_bytes"]
     assert json.loads((where / "card.json").read_text())["test_rmse"] == card["test_rmse"]
     assert card["backbone"] == "allegro" and card["variant"] == "ordinary"
@@ -89,10 +91,12 @@ def test_calculator_predicts_the_configuration(trained) -> None:
     from qcapprox.models.allegro.inference import load_allegro_member
 
     store = Store(trained["store"])
-    calc = AllegroHullCalculator("Pt", 24, "ordinary", registry=trained["registry"])
+    calc = AllegroHullCalculator(
+        "Pt", 24, "ordinary", registry=trained["registry"], labels="single-point"
+    )
     assert calc.todict()["variant"] == "ordinary" and "limit=24" in repr(calc)
     hull = Hull.load("Pt")
-    member = load_allegro_member("Pt", 24, "ordinary", trained["registry"])
+    member = load_allegro_member("Pt", 24, "ordinary", trained["registry"], labels="single-point")
     rows = np.arange(0, len(store), 5)
     batch = member.predict(store.occupancy[rows], store.parent)
     for k, row in enumerate(rows):
@@ -150,12 +154,12 @@ def test_members_go_to_the_user_data_dir(trained, tmp_path, monkeypatch) -> None
     from qcapprox.paths import REGISTRY_DIR
 
     monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "user"))
-    shipped = REGISTRY_DIR / "allegro" / "Pt" / "limit-24"
+    shipped = REGISTRY_DIR / "single-point" / "allegro" / "Pt" / "limit-24"
     before = {p.name: p.read_bytes() for p in shipped.iterdir()}
     card = train_allegro_member("Pt", 24, "ordinary", "tiny", trained["root"] / "work",
                                 store=trained["store"], labels="single-point")  # fmt: skip
-    where = tmp_path / "user" / "calculators" / "allegro" / "Pt" / "limit-24"
-    assert registry_dir("ordinary", "Pt", 24) == where
+    where = tmp_path / "user" / "calculators" / "single-point" / "allegro" / "Pt" / "limit-24"
+    assert registry_dir("ordinary", "Pt", 24, labels="single-point") == where
     assert json.loads((where / "card.json").read_text()) == card
     assert (where / MODEL_FILE).stat().st_size == card["model_bytes"]
     assert card["test_predictions"] == pytest.approx(trained["card"]["test_predictions"])

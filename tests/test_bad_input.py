@@ -161,8 +161,9 @@ def tampered_allegro(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A user registry whose Allegro Pt limit-0 zip differs by one byte from its card's hash
     (read before the bundled one)."""
     monkeypatch.setenv("QCAPPROX_DATA", str(work / "user"))
-    where = work / "user" / "calculators" / "allegro" / "Pt" / "limit-00"
-    shutil.copytree(REGISTRY_DIR / "allegro" / "Pt" / "limit-00", where)
+    member = Path("single-point") / "allegro" / "Pt" / "limit-00"
+    where = work / "user" / "calculators" / member
+    shutil.copytree(REGISTRY_DIR / member, where)
     model = where / MODEL_FILE
     model.write_bytes(model.read_bytes() + b"\0")
 
@@ -294,7 +295,8 @@ CASES = [
     ("truncated", ["export", "bad.h5", "--row", "0", "-o", "x.cif"], "corrupt or truncated",
      truncated),
     # --- models: verified before they are loaded
-    ("allegro-sha256", ["predict", STORE, "--backbone", "allegro", "--limits", "0"],
+    ("allegro-sha256", ["predict", STORE, "--backbone", "allegro", "--limits", "0",
+                        "--labels", "single-point"],
      "model.nequip.zip: sha256", tampered_allegro),
     # --- one writer per store
     ("locked-predict", ["predict", STORE, "--limits", "0"], "being written by another", locked),
@@ -417,5 +419,6 @@ def test_rf_cache_files_are_checked_and_rebuilt(tmp_path, monkeypatch, pt_labels
 def test_allegro_zip_is_checked_before_loading(tmp_path, monkeypatch) -> None:
     tampered_allegro(tmp_path, monkeypatch)
     with pytest.raises(AllegroError, match="is not the model_sha256"):
-        load_allegro_member("Pt", 0, "ordinary")
-    assert load_allegro_member("Pt", 0, "ordinary", REGISTRY_DIR).card["limit"] == 0
+        load_allegro_member("Pt", 0, "ordinary", labels="single-point")
+    shipped = load_allegro_member("Pt", 0, "ordinary", REGISTRY_DIR, labels="single-point")
+    assert shipped.card["limit"] == 0

@@ -1,8 +1,9 @@
 """AllegroHullCalculator: one Allegro family member as an ASE calculator.
 
 `AllegroHullCalculator(dopant="Pt", limit=24, variant="sequential")` loads the packaged
-model of one family member (``<registry>/<backbone>/<dopant>/limit-XX/model.nequip.zip``:
-the `registry` given, else the user's, else the bundled ``calculators/``).
+model of one family member (``<registry>/<backbone>/<dopant>/limit-XX/model.nequip.zip``,
+under ``<registry>/single-point/`` for `labels="single-point"`: the `registry` given, else
+the user's, else the bundled ``calculators/``).
 Like every hull calculator (`calculators/base.py`) it identifies the configuration of the
 given atoms and returns the member's prediction for that configuration: the network is
 evaluated on the decorated parent, the geometry the member was trained on (the study's
@@ -54,7 +55,7 @@ class AllegroHullCalculator(HullCalculator):
     def load(self) -> AllegroMember:
         """The packaged member of the current settings (read from the registry)."""
         p = self.parameters
-        member = load_allegro_member(p.dopant, p.limit, p.variant, p.registry)
+        member = load_allegro_member(p.dopant, p.limit, p.variant, p.registry, labels=p.labels)
         self.__dict__.pop("nequip", None)
         if member.card.get("forces"):
             self.implemented_properties = (*HullCalculator.implemented_properties, "forces",

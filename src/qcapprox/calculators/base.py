@@ -31,6 +31,7 @@ from qcapprox.datasets import LIMITS
 from qcapprox.errors import ModelError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
+from qcapprox.store import LABEL_KINDS, RELAXED
 
 
 class HullCalculator(Calculator):
@@ -41,6 +42,7 @@ class HullCalculator(Calculator):
     default_parameters: ClassVar[dict[str, Any]] = {
         "dopant": None,
         "limit": 24,
+        "labels": RELAXED,
         "max_displacement": 2.5,
     }
 
@@ -64,6 +66,8 @@ class HullCalculator(Calculator):
         """Refuse settings no member can have (subclasses add theirs)."""
         if parameters.get("limit") not in LIMITS:
             raise ModelError(f"limit {parameters.get('limit')} is not one of {LIMITS}")
+        if parameters.get("labels") not in LABEL_KINDS:
+            raise ModelError(f"labels must be one of {LABEL_KINDS}, not {parameters['labels']!r}")
 
     def todict(self, skip_default: bool = False) -> dict:
         """All settings (ASE's default would drop those equal to their defaults)."""

@@ -8,7 +8,6 @@ from qcapprox.calculators.base import HullCalculator
 from qcapprox.errors import ModelError
 from qcapprox.models.base import training_store
 from qcapprox.models.forest import ForestMember, load_member
-from qcapprox.store import LABEL_KINDS, RELAXED
 
 
 class ForestHullCalculator(HullCalculator):
@@ -22,7 +21,6 @@ class ForestHullCalculator(HullCalculator):
     default_parameters: ClassVar[dict[str, Any]] = {
         **HullCalculator.default_parameters,
         "regressor": "rf",
-        "labels": RELAXED,
     }
 
     def __init__(self, dopant: str | None = None, limit: int = 24, **kwargs: Any) -> None:
@@ -31,8 +29,6 @@ class ForestHullCalculator(HullCalculator):
     def check(self, parameters: dict) -> None:
         """Known limit and label set; a training set for the dopant."""
         super().check(parameters)
-        if parameters.get("labels") not in LABEL_KINDS:
-            raise ModelError(f"labels must be one of {LABEL_KINDS}, not {parameters['labels']!r}")
         dopant = parameters.get("dopant")
         if dopant is not None and not training_store(dopant).exists():
             raise ModelError(

@@ -116,18 +116,18 @@ class ForestBackbone(Backbone):
 
 
 class AllegroBackbone(Backbone):
-    """An Allegro variant (`qcapprox.models.allegro`). Its members are filed by backbone
-    whatever their label set, and read from the registry only (never trained on load)."""
+    """An Allegro variant (`qcapprox.models.allegro`), read from the registry only (never
+    trained on load)."""
 
     def load(self, dopant, limit, labels=RELAXED, training=None, registry=None, parent=None):
         from qcapprox.models.allegro.inference import load_allegro_member
 
-        return load_allegro_member(dopant, limit, self.variant, registry, parent)
+        return load_allegro_member(dopant, limit, self.variant, registry, parent, labels)
 
     def card_dir(self, dopant, limit, labels=RELAXED, registry=None):
         from qcapprox.models.allegro.inference import registry_dir
 
-        return registry_dir(self.variant, dopant, limit, registry)
+        return registry_dir(self.variant, dopant, limit, registry, labels)
 
     def train(self, dopant, limits=LIMITS, labels=RELAXED, training=None, registry=None,
               progress=None, **options):  # fmt: skip

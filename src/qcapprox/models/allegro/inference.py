@@ -28,14 +28,18 @@ from qcapprox.models.allegro.presets import backbone_of
 from qcapprox.models.base import CARD, card_dir, check_limit, file_sha256, member_path, read_card
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.settings import torch_threads
+from qcapprox.store import RELAXED
 
 MODEL_FILE = "model.nequip.zip"
 
 
-def registry_dir(variant: str, dopant: str, limit: int, registry: Path | None = None) -> Path:
-    """Where card.json and model.nequip.zip of one member are read: under `registry` if
-    given, else the user's registry if it has the member, else the bundled one."""
-    return card_dir(member_path(backbone_of(variant), dopant, limit), registry)
+def registry_dir(
+    variant: str, dopant: str, limit: int, registry: Path | None = None, labels: str = RELAXED
+) -> Path:
+    """Where card.json and model.nequip.zip of one member (trained on `labels`) are read:
+    under `registry` if given, else the user's registry if it has the member, else the
+    bundled one."""
+    return card_dir(member_path(backbone_of(variant), dopant, limit, labels), registry)
 
 
 def finished(where: Path, identity: dict) -> dict | None:
@@ -208,19 +212,20 @@ def load_allegro_member(
     variant: str = "sequential",
     registry: Path | None = None,
     parent: Parent | None = None,
+    labels: str = RELAXED,
 ) -> AllegroMember:
     """A trained member from the registry (nothing is trained here), its model file checked
     against the card's `model_sha256` before anything loads it (nequip's loader unpickles:
     a packaged model is code). It predicts configurations of `parent` (default: the
     dopant's bundled parent)."""
     check_limit(limit)
-    where = registry_dir(variant, dopant, limit, registry)
+    where = registry_dir(variant, dopant, limit, registry, labels)
     card, model_path = read_card(where), where / MODEL_FILE
     if card is None or not model_path.exists():
         raise AllegroError(
             f"no trained {backbone_of(variant)} model for {dopant} at limit {limit} ({where}); "
             f"train it with `qcapprox train allegro --dopant {dopant} --variant {variant} "
-            f"--limits {limit}`"
+            f"--limits {limit} --labels {labels}`"
         )
     found = file_sha256(model_path)
     if found != card.get("model_sha256"):

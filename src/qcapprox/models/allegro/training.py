@@ -251,7 +251,7 @@ def train_allegro_member(
     if variant == "pretrained":  # its first stage: the shared corpus model
         corpus_card = pretrain_corpus_model(preset_obj, corpus=corpus, registry=registry)
         settings["corpus_sha256"] = corpus_card["corpus_sha256"]
-    where = registry_dir(variant, dopant, limit, registry)
+    where = registry_dir(variant, dopant, limit, registry, labels)
     done = finished(where, {"training_set_sha256": digest, "preset": preset_obj.name, **settings})
     if done is not None:
         return done
@@ -266,7 +266,9 @@ def train_allegro_member(
     packaged = package(best, workdir / MODEL_FILE, workdir / "package.log")
     card = _card(job, backbone, variant, records, plan, packaged, time.perf_counter() - start)
     publish(
-        output_dir(member_path(backbone, dopant, limit), registry), card, {MODEL_FILE: packaged}
+        output_dir(member_path(backbone, dopant, limit, labels), registry),
+        card,
+        {MODEL_FILE: packaged},
     )
     if not keep_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
