@@ -1,7 +1,9 @@
 """The nequip-train configuration of one training stage (Hydra config, a plain dict written
 as YAML) and its model section: AllegroModel from scratch, or a saved model fine-tuned.
 
-The config is nequip's own machinery: ``ASEDataModule`` with ``NeighborListTransform`` and
+The config is nequip's own machinery: ``NequIPDataModule`` over ``NequIPLMDBDataset``s
+that hold each structure with its neighbour list (``NeighborListTransform``, computed once
+when the stage's data are written instead of at every epoch: `runner.write_dataset`) and
 ``ChemicalSpeciesToAtomTypeMapper``, nequip's data statistics, ``EnergyOnlyLoss`` (per-atom
 energy; ``EnergyForceLoss`` with forces), a ``MetricsManager``, Adam with
 ``ReduceLROnPlateau``, and Lightning's ``ModelCheckpoint``, ``EarlyStopping`` and
@@ -18,6 +20,13 @@ from qcapprox.models.allegro.presets import Preset
 from qcapprox.settings import SEED
 
 MONITOR = "val0_epoch/per_atom_energy_rmse"
+#: The data files of a stage, per split: nequip LMDB datasets with neighbour lists.
+DATASETS = {"train": "train.lmdb", "val": "val.lmdb"}
+
+
+def stage_r_max(preset: Preset, model: dict) -> float:
+    """The cutoff of a stage's model (its own, or the preset's): its neighbour lists'."""
+    return float(model.get("r_max", preset.r_max))
 
 
 def stage_config(
@@ -30,8 +39,8 @@ def stage_config(
     lr: float,
     budget: int | None = None,
 ) -> dict:
-    """The nequip-train config of one stage (a plain dict, written as YAML)."""
-    r_max = float(model.get("r_max", preset.r_max))
+    """The nequip-train config of one stage (a plain dict, written as YAML); its data are
+    `DATASETS` in `stage_dir`."""
     stats = (
         "nequip.data.CommonDataStatisticsManager"
         if forces
@@ -89,22 +98,24 @@ def stage_config(
         training_module["_target_"] = "nequip.train.EMALightningModule"
         training_module["ema_decay"] = preset.ema_decay
     loader = {"_target_": "torch.utils.data.DataLoader", "num_workers": 0}
+    types = {
+        "_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
+        "model_type_names": list(type_names),
+        "chemical_species_to_atom_type_map": {t: t for t in type_names},
+    }
     return {
         "run": ["train"],
         "data": {
-            "_target_": "nequip.data.datamodule.ASEDataModule",
+            "_target_": "nequip.data.datamodule.NequIPDataModule",
             "seed": SEED,
-            "train_file_path": str(stage_dir / "train.xyz"),
-            "val_file_path": str(stage_dir / "val.xyz"),
-            "ase_args": {"format": "extxyz"},
-            "transforms": [
-                {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": r_max},
-                {
-                    "_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
-                    "model_type_names": list(type_names),
-                    "chemical_species_to_atom_type_map": {t: t for t in type_names},
-                },
-            ],
+            **{
+                f"{split}_dataset": {
+                    "_target_": "nequip.data.dataset.NequIPLMDBDataset",
+                    "file_path": str(stage_dir / DATASETS[split]),
+                    "transforms": [types],
+                }
+                for split in DATASETS
+            },
             "train_dataloader": {**loader, "batch_size": preset.batch_size, "shuffle": True},
             "val_dataloader": {**loader, "batch_size": 4 * preset.batch_size},
             "stats_manager": {"_target_": stats, "type_names": list(type_names)},

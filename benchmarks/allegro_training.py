@@ -1,0 +1,142 @@
+"""Allegro training speed: minutes per member and test RMSE, per training set-up.
+
+Every set-up trains the same member (one dopant, variant, limit and label set of the
+bundled training set) from scratch into a temporary registry, one after the other on the
+same machine, and reads the card: wall time, epochs, seconds per epoch, validation and
+test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
+
+- ``lists-per-epoch``: the `small` preset with nequip's ``NeighborListTransform`` applied to
+  every structure at every epoch (the pipeline before `runner.write_dataset`);
+- ``small``: the `small` preset as shipped now (neighbour lists computed once);
+- ``batch16``: `small` with batches of 16 and the learning rate times sqrt(2);
+- ``half-budget``: `small` with half the structure passes per stage.
+
+Before training, the data pipeline alone is timed: one pass over the training structures
+with the neighbour list computed (as every epoch did) and read back precomputed.
+
+    python benchmarks/allegro_training.py --dopant Pt --limit 24 --labels single-point
+Writes benchmarks/results/allegro-training-<dopant>-<limit>.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from qcapprox.models.allegro import runner
+from qcapprox.models.allegro.config import DATASETS, stage_r_max
+from qcapprox.models.allegro.presets import PRESETS, Preset
+from qcapprox.models.allegro.training import train_allegro_member
+from qcapprox.models.base import TrainingSet, training_store
+
+RESULTS = Path(__file__).parent / "results"
+SMALL = PRESETS["small"]
+SETUPS: dict[str, Preset] = {
+    "lists-per-epoch": SMALL,
+    "small": SMALL,
+    "batch16": dataclasses.replace(
+        SMALL, name="small-batch16", batch_size=16, lr=SMALL.lr * math.sqrt(2)
+    ),
+    "half-budget": dataclasses.replace(SMALL, name="small-half-budget", budget=SMALL.budget // 2),
+}
+
+
+def pipeline_seconds(dopant: str, labels: str, n: int = 200) -> dict[str, float]:
+    """Seconds per structure of building nequip's input with the neighbour list (what every
+    epoch did) and of reading it back from the LMDB dataset with the lists stored."""
+    from nequip.data import from_ase
+    from nequip.data.dataset import NequIPLMDBDataset
+    from nequip.data.transforms import NeighborListTransform
+
+    data = TrainingSet.load(training_store(dopant), labels)
+    rows = data.rows(24)[:n]
+    images = [data.parent.decorate(data.store.occupancy[r]) for r in rows]
+    neighbours = NeighborListTransform(r_max=SMALL.r_max)
+    start = time.perf_counter()
+    for atoms in images:
+        neighbours(from_ase(atoms))
+    per_epoch = (time.perf_counter() - start) / len(images)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.lmdb"
+        runner.write_dataset(path, images, SMALL.r_max)
+        dataset = NequIPLMDBDataset(str(path))
+        start = time.perf_counter()
+        for k in range(len(dataset)):
+            dataset[k]
+        stored = (time.perf_counter() - start) / len(images)
+    return {"lists_per_epoch_s": per_epoch, "lists_stored_s": stored}
+
+
+def lists_per_epoch() -> None:
+    """Switch the runner back to computing neighbour lists at every epoch."""
+    from nequip.data import from_ase
+    from nequip.data.dataset import NequIPLMDBDataset
+
+    def write(path: Path, images, r_max: float) -> None:
+        NequIPLMDBDataset.save_from_iterator(str(path), (from_ase(a) for a in images),
+                                             map_size=2**26 + 2**20 * len(images))  # fmt: skip
+
+    stage_config = runner.stage_config
+
+    def config(preset: Preset, stage_dir: Path, type_names, model: dict, *args) -> dict:
+        out = stage_config(preset, stage_dir, type_names, model, *args)
+        lists = {"_target_": "nequip.data.transforms.NeighborListTransform",
+                 "r_max": stage_r_max(preset, model)}  # fmt: skip
+        for split in DATASETS:
+            out["data"][f"{split}_dataset"]["transforms"].insert(0, lists)
+        return out
+
+    runner.write_dataset, runner.stage_config = write, config
+
+
+def train(setup: str, args: argparse.Namespace) -> dict:
+    """Train one member with a set-up in a fresh work directory and registry."""
+    if setup == "lists-per-epoch":
+        lists_per_epoch()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        card = train_allegro_member(args.dopant, args.limit, args.variant, SETUPS[setup],
+                                    Path(tmp) / "work", registry=Path(tmp) / "registry",
+                                    labels=args.labels, keep_workdir=False)  # fmt: skip
+        wall = time.perf_counter() - start
+    epochs = sum(stage["epochs"] for stage in card["stages"])
+    fitting = sum(stage["seconds"] for stage in card["stages"])
+    return {"setup": setup, "minutes": wall / 60, "epochs": epochs,
+            "seconds_per_epoch": fitting / epochs, "validation_rmse": card["validation_rmse"],
+            "test_rmse": card["test_rmse"], "n_train": card["sizes"]["train"]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dopant", default="Pt")
+    parser.add_argument("--limit", type=int, default=24)
+    parser.add_argument("--variant", default="ordinary")
+    parser.add_argument("--labels", default="single-point")
+    parser.add_argument("--setups", default=",".join(SETUPS))
+    args = parser.parse_args()
+    pipeline = pipeline_seconds(args.dopant, args.labels)
+    print(f"data pipeline per structure: {1e3 * pipeline['lists_per_epoch_s']:.2f} ms with "
+          f"the neighbour list, {1e3 * pipeline['lists_stored_s']:.2f} ms stored")  # fmt: skip
+    rows = []
+    out = RESULTS / f"allegro-training-{args.dopant}-{args.limit}.json"
+    RESULTS.mkdir(exist_ok=True)
+    # the per-epoch set-up patches the runner for good: it runs last
+    for setup in sorted(args.setups.split(","), key=lambda s: s == "lists-per-epoch"):
+        rows.append(train(setup, args))
+        out.write_text(json.dumps({"args": vars(args), "pipeline": pipeline, "rows": rows}))
+        print(json.dumps(rows[-1]))
+    print("| set-up | minutes | epochs | s/epoch | validation RMSE | test RMSE (eV/atom) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['setup']} | {r['minutes']:.1f} | {r['epochs']} | "
+              f"{r['seconds_per_epoch']:.1f} | {r['validation_rmse']:.4f} | "
+              f"{r['test_rmse']:.4f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
