@@ -6,7 +6,7 @@ same machine, and reads the card: wall time, epochs, seconds per epoch, validati
 test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 
 - ``lists-per-epoch``: the `small` preset with nequip's ``NeighborListTransform`` applied to
-  every structure at every epoch (the pipeline before `runner.write_dataset`);
+  every structure at every epoch (the pipeline before `qcapprox.models.allegro.data`);
 - ``small``: the `small` preset as shipped now (neighbour lists computed once);
 - ``batch16``: `small` with batches of 16 and the learning rate times sqrt(2);
 - ``half-budget``: `small` with half the structure passes per stage.
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from qcapprox.models.allegro import runner
 from qcapprox.models.allegro.config import DATASETS, stage_r_max
+from qcapprox.models.allegro.data import NEQUIP_DTYPE, StoredDataset, write_dataset
 from qcapprox.models.allegro.presets import PRESETS, Preset
 from qcapprox.models.allegro.training import train_allegro_member
 from qcapprox.models.base import TrainingSet, training_store
@@ -48,23 +49,21 @@ SETUPS: dict[str, Preset] = {
 
 def pipeline_seconds(dopant: str, labels: str, n: int = 200) -> dict[str, float]:
     """Seconds per structure of building nequip's input with the neighbour list (what every
-    epoch did) and of reading it back from the LMDB dataset with the lists stored."""
+    epoch did) and of reading it back stored (`StoredDataset`)."""
     from nequip.data import from_ase
-    from nequip.data.dataset import NequIPLMDBDataset
     from nequip.data.transforms import NeighborListTransform
 
     data = TrainingSet.load(training_store(dopant), labels)
-    rows = data.rows(24)[:n]
-    images = [data.parent.decorate(data.store.occupancy[r]) for r in rows]
+    images = [data.parent.decorate(data.store.occupancy[r]) for r in data.rows(24)[:n]]
     neighbours = NeighborListTransform(r_max=SMALL.r_max)
     start = time.perf_counter()
     for atoms in images:
         neighbours(from_ase(atoms))
     per_epoch = (time.perf_counter() - start) / len(images)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "train.lmdb"
-        runner.write_dataset(path, images, SMALL.r_max)
-        dataset = NequIPLMDBDataset(str(path))
+        path = Path(tmp) / "train.pt"
+        write_dataset(path, images, SMALL.r_max)
+        dataset = StoredDataset(str(path))
         start = time.perf_counter()
         for k in range(len(dataset)):
             dataset[k]
@@ -74,12 +73,13 @@ def pipeline_seconds(dopant: str, labels: str, n: int = 200) -> dict[str, float]
 
 def lists_per_epoch() -> None:
     """Switch the runner back to computing neighbour lists at every epoch."""
+    import torch
     from nequip.data import from_ase
-    from nequip.data.dataset import NequIPLMDBDataset
+    from nequip.utils.dtype import torch_default_dtype
 
     def write(path: Path, images, r_max: float) -> None:
-        NequIPLMDBDataset.save_from_iterator(str(path), (from_ase(a) for a in images),
-                                             map_size=2**26 + 2**20 * len(images))  # fmt: skip
+        with torch_default_dtype(NEQUIP_DTYPE):
+            torch.save([from_ase(atoms) for atoms in images], path)
 
     stage_config = runner.stage_config
 

@@ -1,11 +1,10 @@
 """The nequip-train configuration of one training stage (Hydra config, a plain dict written
 as YAML) and its model section: AllegroModel from scratch, or a saved model fine-tuned.
 
-The config is nequip's own machinery: ``NequIPDataModule`` over ``NequIPLMDBDataset``s
-that hold each structure with its neighbour list (``NeighborListTransform``, computed once
-when the stage's data are written instead of at every epoch: `runner.write_dataset`) and
-``ChemicalSpeciesToAtomTypeMapper``, nequip's data statistics, ``EnergyOnlyLoss`` (per-atom
-energy; ``EnergyForceLoss`` with forces), a ``MetricsManager``, Adam with
+The config is nequip's own machinery: ``NequIPDataModule`` over the stage's structures
+with their neighbour lists (`qcapprox.models.allegro.data`) and
+``ChemicalSpeciesToAtomTypeMapper``, nequip's data statistics, ``EnergyOnlyLoss``
+(per-atom energy; ``EnergyForceLoss`` with forces), a ``MetricsManager``, Adam with
 ``ReduceLROnPlateau``, and Lightning's ``ModelCheckpoint``, ``EarlyStopping`` and
 ``CSVLogger``. Model selection, early stopping and the learning-rate schedule follow the
 validation per-atom energy RMSE (`MONITOR`).
@@ -20,8 +19,8 @@ from qcapprox.models.allegro.presets import Preset
 from qcapprox.settings import SEED
 
 MONITOR = "val0_epoch/per_atom_energy_rmse"
-#: The data files of a stage, per split: nequip LMDB datasets with neighbour lists.
-DATASETS = {"train": "train.lmdb", "val": "val.lmdb"}
+#: The data files of a stage, per split: structures with neighbour lists (`data.py`).
+DATASETS = {"train": "train.pt", "val": "val.pt"}
 
 
 def stage_r_max(preset: Preset, model: dict) -> float:
@@ -110,7 +109,7 @@ def stage_config(
             "seed": SEED,
             **{
                 f"{split}_dataset": {
-                    "_target_": "nequip.data.dataset.NequIPLMDBDataset",
+                    "_target_": "qcapprox.models.allegro.data.StoredDataset",
                     "file_path": str(stage_dir / DATASETS[split]),
                     "transforms": [types],
                 }

@@ -30,6 +30,7 @@ from ase import Atoms
 
 from qcapprox.errors import AllegroError
 from qcapprox.models.allegro.config import DATASETS, MONITOR, stage_config, stage_r_max
+from qcapprox.models.allegro.data import write_dataset
 from qcapprox.models.allegro.presets import Preset
 from qcapprox.settings import torch_threads
 
@@ -98,31 +99,6 @@ def run_stages(
         records.append({**record, "name": stage.name, "train": len(stage.train),
                         "validation": len(stage.validation), **stage.notes})  # fmt: skip
     return workdir / stages[-1].dirname / "best.ckpt", records
-
-
-def write_dataset(path: Path, images: Sequence[Atoms], r_max: float) -> None:
-    """Write labelled structures (their single-point calculators' energy, and forces) as a
-    nequip LMDB dataset with each structure's neighbour list within `r_max`, atomically.
-
-    nequip's ``NeighborListTransform`` is applied here once per structure; in the dataset's
-    transforms it ran for every structure at every epoch, about 2.4 ms of each structure's
-    6-7 ms per epoch for these 146-atom cells (benchmarks/allegro.py).
-    """
-    from nequip.data import from_ase
-    from nequip.data.dataset import NequIPLMDBDataset
-    from nequip.data.transforms import NeighborListTransform
-
-    neighbours = NeighborListTransform(r_max=r_max)
-    tmp = path.with_name(path.name + ".tmp")
-    lock = tmp.with_name(tmp.name + "-lock")  # LMDB's lock file beside a file database
-    for stale in (tmp, lock):
-        stale.unlink(missing_ok=True)
-    NequIPLMDBDataset.save_from_iterator(
-        str(tmp), (neighbours(from_ase(atoms)) for atoms in images),
-        map_size=2**26 + 2**20 * len(images),  # 1 MiB per structure is ample
-    )  # fmt: skip
-    lock.unlink(missing_ok=True)
-    tmp.replace(path)
 
 
 def _nequip_env() -> dict[str, str]:
@@ -235,7 +211,9 @@ def package(checkpoint: Path, output: Path, log: Path) -> Path:
 
     Energy-only training runs with ``do_derivatives=False``; nequip's persistent model
     modifier ``enable_ForceStressOutput`` restores autograd forces and stress in the
-    shipped file, so ASE gets them.
+    shipped file, so ASE gets them. The stages' datasets (about 90 kB per structure) are
+    then removed from the work directory: packaging is their last reader (nequip-package
+    takes an example structure from the checkpoint's training data).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     raw = output.with_name("raw-" + output.name)
@@ -251,4 +229,7 @@ def package(checkpoint: Path, output: Path, log: Path) -> Path:
     _run([sys.executable, "-c", code], output.parent, log)
     raw.unlink(missing_ok=True)
     tmp.replace(output)
+    for name in DATASETS.values():
+        for path in checkpoint.parent.parent.glob(f"*/{name}"):
+            path.unlink()
     return output
