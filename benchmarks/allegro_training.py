@@ -9,7 +9,8 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
   every structure at every epoch (the pipeline before `qcapprox.models.allegro.data`);
 - ``small``: the `small` preset as shipped now (neighbour lists computed once);
 - ``batch16``: `small` with batches of 16 and the learning rate times sqrt(2);
-- ``half-budget``: `small` with half the structure passes per stage.
+- ``half-budget``: `small` with half the structure passes per stage;
+- ``half-epochs``: `half-budget` with half the minimum epochs as well.
 
 Before training, the data pipeline alone is timed: one pass over the training structures
 with the neighbour list computed (as every epoch did) and read back precomputed.
@@ -44,6 +45,9 @@ SETUPS: dict[str, Preset] = {
         SMALL, name="small-batch16", batch_size=16, lr=SMALL.lr * math.sqrt(2)
     ),
     "half-budget": dataclasses.replace(SMALL, name="small-half-budget", budget=SMALL.budget // 2),
+    "half-epochs": dataclasses.replace(
+        SMALL, name="small-half-epochs", budget=SMALL.budget // 2, min_epochs=SMALL.min_epochs // 2
+    ),
 }
 
 
@@ -122,11 +126,14 @@ def main() -> None:
     pipeline = pipeline_seconds(args.dopant, args.labels)
     print(f"data pipeline per structure: {1e3 * pipeline['lists_per_epoch_s']:.2f} ms with "
           f"the neighbour list, {1e3 * pipeline['lists_stored_s']:.2f} ms stored")  # fmt: skip
-    rows = []
     out = RESULTS / f"allegro-training-{args.dopant}-{args.limit}.json"
+    setups = args.setups.split(",")
+    # rows of other set-ups from an earlier run are kept
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["setup"] not in setups] if (
+        out.exists()) else []  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     # the per-epoch set-up patches the runner for good: it runs last
-    for setup in sorted(args.setups.split(","), key=lambda s: s == "lists-per-epoch"):
+    for setup in sorted(setups, key=lambda s: s == "lists-per-epoch"):
         rows.append(train(setup, args))
         out.write_text(json.dumps({"args": vars(args), "pipeline": pipeline, "rows": rows}))
         print(json.dumps(rows[-1]))
