@@ -206,3 +206,19 @@ def test_bundled_labeler_equals_chgnet_calculator() -> None:
     np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-4)
     voigt = full_3x3_to_voigt_6_stress(expected["stress"])  # chgnet keeps the 3x3 form
     np.testing.assert_allclose(got["stress"], voigt, atol=1e-6)
+
+
+def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path) -> None:
+    """A background run (output to a file) gets plain progress lines with rate and time
+    left, and the summary; the labels are written."""
+    from typer.testing import CliRunner
+
+    from qcapprox.cli import app
+
+    result = CliRunner().invoke(app, ["label", str(tiny), "--single-point", "--calculator", LJ])
+    assert result.exit_code == 0, result.output
+    n = len(Store(tiny))
+    assert f"labeling {n:,}/{n:,}: " in result.output and "structures/h" in result.output
+    text = " ".join(result.output.split())  # the summary wraps at the console's width
+    assert f"{n:,} configurations" in text and "0 failed, 0 unconverged" in text
+    assert Store(tiny).label_set("single-point").usable.all()

@@ -306,12 +306,18 @@ def label(
     ) as bar:
         job = bar.add_task("label", total=None, rate="")
         start: list[float] = []
+        logged = [0.0]  # when a line was last printed (output that is not a terminal)
 
         def update(done: int, total: int) -> None:
             start.append(done)
             elapsed = bar.tasks[0].elapsed or 1e-9
-            rate = f"{(done - start[0]) / elapsed * 3600:.0f} structures/h"
+            per_hour = (done - start[0]) / elapsed * 3600
+            rate = f"{per_hour:.0f} structures/h"
             bar.update(job, completed=done, total=total, rate=rate)
+            if not console.is_terminal and (elapsed - logged[0] > 60 or done == total):
+                logged[0] = elapsed  # a log line a minute for background runs
+                eta = f"{(total - done) / per_hour:.1f} h left" if per_hour else "rate unknown"
+                console.print(f"labeling {done:,}/{total:,}: {rate}, {eta}")
 
         failed = label_store(
             store, calculator, relaxation, scheduler, workers, chunk, progress=update
