@@ -40,11 +40,11 @@ from qcapprox.references import build_references, missing_phases
 from qcapprox.results import bundle
 from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
-#: Rough CHGNet costs on this machine (2 cores, under load), seconds: per structure and
-#: worker, a relaxation of a heavily defected structure (README, relaxation throughput) and
-#: a single point with forces and stress (0.32 s measured); per reference phase (13 Sc-Os
-#: phases in 60 s).
-CHGNET_SECONDS = {RELAXED: 107.0, SINGLE_POINT: 0.32, "reference": 5.0}
+#: Rough CHGNet costs on this machine (2 cores), seconds: per structure and worker, a
+#: relaxation (0.23 s per FIRE step measured on the Pt relabeling, about 200 steps on
+#: average) and a single point with forces and stress (0.11-0.15 s, the bundled labeler);
+#: per reference phase (13 Sc-Os phases in 60-83 s).
+CHGNET_SECONDS = {RELAXED: 46.0, SINGLE_POINT: 0.15, "reference": 5.0}
 
 Progress = Callable[[int, int], None]
 
