@@ -222,3 +222,30 @@ def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path) -> None:
     text = " ".join(result.output.split())  # the summary wraps at the console's width
     assert f"{n:,} configurations" in text and "0 failed, 0 unconverged" in text
     assert Store(tiny).label_set("single-point").usable.all()
+
+
+def test_labels_in_progress_from_the_journal(tiny: Path) -> None:
+    """`qcapprox info` reads a run in progress from its committed journal: rows done,
+    failed, and the limits whose rows are all done (none until every row is)."""
+    from typer.testing import CliRunner
+
+    from qcapprox.cli import app
+    from qcapprox.datasets import LIMITS
+    from qcapprox.labeling import label_chunk, label_journal, labels_in_progress
+
+    store = Store(tiny)
+    assert labels_in_progress(tiny) == {}
+    assert not list(tiny.parent.glob("*.partial"))  # reading writes nothing
+    journal = label_journal(tiny, store, "labelers:fragile")
+    rows = np.arange(len(store))
+    for part in (rows[:3], rows[3:]):
+        before = labels_in_progress(tiny)
+        journal.add(int(part[-1]) + 1, label_chunk("labelers:fragile", store.parent, part,
+                                                   store.occupancy[part]))  # fmt: skip
+    assert before["single-point"]["done"] == 3 and before["single-point"]["limits"] == []
+    run = labels_in_progress(tiny)["single-point"]
+    failed = int((store.occupancy == 2).any(axis=1).sum())  # fragile fails on vacancies
+    assert (run["done"], run["total"], run["failed"]) == (len(store), len(store), failed)
+    assert run["converged"] == len(store) - failed and run["limits"] == list(LIMITS)
+    text = " ".join(CliRunner().invoke(app, ["info", str(tiny)]).output.split())
+    assert f"single-point labels in progress: {len(store)}/{len(store)} rows" in text

@@ -233,6 +233,15 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
             f"{int((~labels.converged & np.isfinite(labels.energy)).sum()):,} unconverged, "
             f"{int((labels.error != '').sum()):,} failed; {below:,} below the hull"
         )
+    from qcapprox.labeling import labels_in_progress
+
+    for kind, run in labels_in_progress(store).items():
+        limits = ", ".join(map(str, run["limits"])) or "none yet"
+        console.print(
+            f"{kind} labels in progress: {run['done']:,}/{run['total']:,} rows "
+            f"({run['converged']:,} converged, {run['failed']:,} failed); limits complete: "
+            f"{limits} (journal {run['journal']})"
+        )
 
 
 @app.command()

@@ -43,7 +43,7 @@ from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
 from ase.optimize.optimize import Optimizer
 
-from qcapprox.datasets import a5_defects
+from qcapprox.datasets import LIMITS, a5_defects, in_limit
 from qcapprox.errors import LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
@@ -231,6 +231,32 @@ def label_chunk(
             "positions": np.concatenate(out["positions"]),
         }
     return result
+
+
+def labels_in_progress(path: Path) -> dict[str, dict]:
+    """The labeling runs in progress beside a store (their committed journals), per label
+    set: rows done, converged and failed, and the limits whose rows are all done (their
+    members could be trained on them)."""
+    store = Store(path)
+    progress = {}
+    for kind in LABEL_KINDS:
+        journal = Journal.existing(path.with_name(f"{path.name}.labels-{kind}"))
+        if journal is None:
+            continue
+        done = np.zeros(len(store), dtype=bool)
+        converged = failed = 0
+        for segment in journal.load():
+            done[segment["row"]] = True
+            failed += int((segment["error"] != "").sum())
+            ok = segment["converged"] if "converged" in segment else np.isfinite(
+                segment["single_point"])  # fmt: skip
+            converged += int(ok.sum())
+        progress[kind] = {
+            "done": int(done.sum()), "total": len(store), "converged": converged,
+            "failed": failed, "journal": journal.dir,
+            "limits": [x for x in LIMITS if done[in_limit(store.composition, x)].all()],
+        }  # fmt: skip
+    return progress
 
 
 def label_journal(

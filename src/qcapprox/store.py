@@ -438,6 +438,14 @@ class Journal:
             self.dir.mkdir(parents=True, exist_ok=True)
             _atomic_bytes(ident, json.dumps(identity, sort_keys=True).encode())
 
+    @classmethod
+    def existing(cls, target: Path) -> Journal | None:
+        """The journal of `target` as it stands, to read (None if there is none): its
+        identity is not checked and nothing is written."""
+        journal = cls.__new__(cls)
+        journal.dir = target.with_name(target.name + ".partial")
+        return journal if (journal.dir / "identity.json").exists() else None
+
     def segments(self) -> list[Path]:
         """The committed segments in order."""
         return sorted(self.dir.glob("segment-*.npz"))
