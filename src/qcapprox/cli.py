@@ -760,12 +760,14 @@ def demo(
             "Single-point labels (the ideal parent geometry, no relaxation) put every "
             "configuration above the hull of the relaxed competing phases; compare their "
             f"candidate sets at a slightly positive threshold (here {near} eV/atom, key `t` "
-            "in the UI). The relaxed families (the study's target) find the known Sc57M13 "
-            "phase below the hull."
+            "in the UI). Relaxed, the known Sc57M13 phase falls below the hull "
+            "(tests/test_known_phase.py); the relaxed families (the study's target) come "
+            "with the relabeling in progress (`qcapprox info` on a training set)."
         )
     console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
     console.print(
-        f"rf against the shipped Allegro families (precomputed): `qcapprox tui {BUNDLED_RESULTS}`"
+        "the shipped single-point families, rf and Allegro (precomputed): "
+        f"`qcapprox tui {BUNDLED_RESULTS}`"
     )
     if ui and sys.stdout.isatty() and sys.stdin.isatty():
         from qcapprox.tui import run
