@@ -443,8 +443,8 @@ def import_energies(
     except Exception as err:
         raise LabelingError(f"{structures}: cannot read structures ({err})") from err
     for k, atoms in enumerate(images):
-        canonical, _ = enumerator.canonicalize(store.parent.identify(atoms))
-        hits = np.flatnonzero(store.ids == enumerator.ids(canonical)[0])
+        config_id = enumerator.config_ids(store.parent.identify(atoms))[0]
+        hits = np.flatnonzero(store.ids == config_id)
         if len(hits) == 0:
             raise LabelingError(
                 f"{structures}: structure {k} is not a configuration of {store_path}"

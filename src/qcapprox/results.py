@@ -394,9 +394,8 @@ class Results:
 
         def load() -> int | None:
             parent = self.parent(dopant)
-            enumerator = Enumerator.from_parent(parent)
-            canonical, _ = enumerator.canonicalize(parent.known_phase())
-            hits = np.flatnonzero(self.ids(dopant) == enumerator.ids(canonical)[0])
+            known = Enumerator.from_parent(parent).config_ids(parent.known_phase())[0]
+            hits = np.flatnonzero(self.ids(dopant) == known)
             return int(hits[0]) if len(hits) else None
 
         self._check(dopant)

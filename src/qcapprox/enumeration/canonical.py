@@ -235,6 +235,11 @@ class Enumerator:
         low = (occ[:, split:] @ low_weights).astype(np.int64)
         return high + low
 
+    def config_ids(self, occupancy: np.ndarray) -> np.ndarray:
+        """The stable ids of any occupancies: the ids of their canonical representatives
+        (what a store holds for their configurations)."""
+        return self.ids(self.canonicalize(occupancy)[0])
+
     def canonicalize(self, occupancy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Canonical representatives and multiplicities of any occupancies (n, n_active).
 
