@@ -10,7 +10,11 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 - ``small``: the `small` preset as shipped now (neighbour lists computed once);
 - ``batch16``: `small` with batches of 16 and the learning rate times sqrt(2);
 - ``half-budget``: `small` with half the structure passes per stage;
-- ``half-epochs``: `half-budget` with half the minimum epochs as well.
+- ``half-epochs``: `half-budget` with half the minimum epochs as well;
+- ``r-max-4``: `small` with a 4 A cutoff (about half the neighbour pairs of 5 A);
+- ``side-by-side``: `small`, two members trained at once with one thread each (the layout
+  of a family run next to another one); its minutes are the wall time per member and its
+  ``members_per_hour`` the pair's throughput.
 
 Before training, the data pipeline alone is timed: one pass over the training structures
 with the neighbour list computed (as every epoch did) and read back precomputed.
@@ -25,8 +29,10 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qcapprox.models.allegro import runner
@@ -35,6 +41,7 @@ from qcapprox.models.allegro.data import NEQUIP_DTYPE, StoredDataset, write_data
 from qcapprox.models.allegro.presets import PRESETS, Preset
 from qcapprox.models.allegro.training import train_allegro_member
 from qcapprox.models.base import TrainingSet, training_store
+from qcapprox.settings import THREADS_ENV
 
 RESULTS = Path(__file__).parent / "results"
 SMALL = PRESETS["small"]
@@ -48,6 +55,8 @@ SETUPS: dict[str, Preset] = {
     "half-epochs": dataclasses.replace(
         SMALL, name="small-half-epochs", budget=SMALL.budget // 2, min_epochs=SMALL.min_epochs // 2
     ),
+    "r-max-4": dataclasses.replace(SMALL, name="small-r-max-4", r_max=4.0),
+    "side-by-side": SMALL,
 }
 
 
@@ -99,7 +108,17 @@ def lists_per_epoch() -> None:
 
 
 def train(setup: str, args: argparse.Namespace) -> dict:
-    """Train one member with a set-up in a fresh work directory and registry."""
+    """Train one member with a set-up in a fresh work directory and registry (two at once,
+    one thread each, for ``side-by-side``)."""
+    if setup == "side-by-side":
+        os.environ[THREADS_ENV] = "1"
+        start = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            pair = list(pool.map(lambda _: train("small", args), range(2)))
+        wall = time.perf_counter() - start
+        del os.environ[THREADS_ENV]
+        row = {key: sum(r[key] for r in pair) / 2 for key in pair[0] if key != "setup"}
+        return {**row, "setup": setup, "members_per_hour": 2 * 3600 / wall}
     if setup == "lists-per-epoch":
         lists_per_epoch()
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +131,8 @@ def train(setup: str, args: argparse.Namespace) -> dict:
     fitting = sum(stage["seconds"] for stage in card["stages"])
     return {"setup": setup, "minutes": wall / 60, "epochs": epochs,
             "seconds_per_epoch": fitting / epochs, "validation_rmse": card["validation_rmse"],
-            "test_rmse": card["test_rmse"], "n_train": card["sizes"]["train"]}  # fmt: skip
+            "test_rmse": card["test_rmse"], "n_train": card["sizes"]["train"],
+            "members_per_hour": 60 / (wall / 60)}  # fmt: skip
 
 
 def main() -> None:
@@ -137,10 +157,11 @@ def main() -> None:
         rows.append(train(setup, args))
         out.write_text(json.dumps({"args": vars(args), "pipeline": pipeline, "rows": rows}))
         print(json.dumps(rows[-1]))
-    print("| set-up | minutes | epochs | s/epoch | validation RMSE | test RMSE (eV/atom) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| set-up | minutes | members/h | epochs | s/epoch | validation RMSE | test RMSE |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['setup']} | {r['minutes']:.1f} | {r['epochs']} | "
+        rate = f"{r['members_per_hour']:.1f}" if "members_per_hour" in r else "-"
+        print(f"| {r['setup']} | {r['minutes']:.1f} | {rate} | {r['epochs']:.0f} | "
               f"{r['seconds_per_epoch']:.1f} | {r['validation_rmse']:.4f} | "
               f"{r['test_rmse']:.4f} |")  # fmt: skip
 

@@ -234,3 +234,32 @@ def test_interrupted_stage_is_not_finished(tmp_path, monkeypatch) -> None:
     record = runner.run_stage(stage, stage_config)
     assert record["epochs"] == 3 and record["best_epoch"] == 2
     assert (stage / "done.json").exists()
+
+
+def test_limits_train_side_by_side(trained, tmp_path, monkeypatch) -> None:
+    """jobs=2 trains two limits at once in their own processes and publishes the members
+    a one-at-a-time run then finds finished; jobs=0 is refused."""
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro import runner, training
+
+    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
+    registry = tmp_path / "registry"
+    given = {"store": trained["store"], "registry": registry, "labels": "single-point"}
+    seen: list[tuple[int, int]] = []
+    cards = training.train_allegro_family(
+        "Pt", "ordinary", limits=(12, 6), preset="tiny", jobs=2,
+        progress=lambda done, total: seen.append((done, total)), **given,
+    )  # fmt: skip
+    assert [card["limit"] for card in cards] == [12, 6]
+    assert seen == [(1, 2), (2, 2)]
+    for card in cards:
+        where = registry / "single-point" / "allegro" / "Pt" / f"limit-{card['limit']:02d}"
+        assert json.loads((where / "card.json").read_text()) == card
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished limit was trained again")
+
+    monkeypatch.setattr(runner, "run_stage", refuse)
+    assert training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", **given) == cards
+    with pytest.raises(AllegroError, match="jobs 0"):
+        training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", jobs=0, **given)

@@ -189,6 +189,8 @@ CASES = [
     ("limits-repeated", ["predict", STORE, "--limits", "24,24"], "limit 24 is repeated", None),
     ("limits-odd", ["predict", STORE, "--limits", "0,5"], "'5' is not a limit", None),
     ("train-limits", ["train", "rf", "-d", "Pt", "--limits", "1"], "'1' is not a limit", None),
+    ("train-jobs-rf", ["train", "rf", "-d", "Pt", "--jobs", "2"], "for `train allegro` only", None),
+    ("train-jobs-0", ["train", "allegro", "-d", "Pt", "--jobs", "0"], "'--jobs'", None),
     ("labels", ["predict", STORE, "--labels", "dft"], "'dft' is not one of", None),
     ("import-labels", ["import-energies", STORE, "x.xyz", "--labels", "x"], "'x' is not", None),
     ("row-not-int", ["export", STORE, "--row", "abc", "-o", "x.cif"], "'--row'", None),

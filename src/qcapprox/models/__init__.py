@@ -140,7 +140,7 @@ class AllegroBackbone(Backbone):
 
 def _allegro(variant: str, name: str) -> AllegroBackbone:
     corpus = ("corpus",) if variant == "pretrained" else ()
-    return AllegroBackbone(name, variant, ("preset", "forces", *corpus))
+    return AllegroBackbone(name, variant, ("preset", "forces", "jobs", *corpus))
 
 
 #: Every backbone, in the order results show them: rf, the Allegro variants, the other
