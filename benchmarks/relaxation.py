@@ -15,7 +15,9 @@ left at its default thread count (the baseline before qcapprox limited it).
     python benchmarks/relaxation.py --dopant Pt --n 10 --optimizers FIRE,FIRE2,BFGS,LBFGS
 Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
 `--gradients` times chgnet's CHGNetCalculator against the bundled CHGNetLabeler instead;
-`--malloc` times the labeler with glibc's, dask's and qcapprox's worker malloc settings.
+`--malloc` times the labeler with glibc's, dask's and qcapprox's worker malloc settings;
+`--batched` times CHGNet on batches of 1, 4 and 8 structures per model call (what batched
+relaxation, e.g. torch-sim, would do), per structure on one thread.
 """
 
 from __future__ import annotations
@@ -105,6 +107,37 @@ def gradients(parent: Parent, occupancy: np.ndarray, calls: int = 20) -> dict[st
             calc.get_property("stress", atoms.copy())  # energy, forces and stress in one call
             times[key].append(time.perf_counter() - start)
     return {key: float(np.median(t)) for key, t in times.items()}  # fmt: skip
+
+
+def batched(store: Store, sizes: tuple[int, ...] = (1, 4, 8), reps: int = 5) -> dict[str, float]:
+    """Median seconds per structure of energy + forces + stress with `size` structures in
+    one CHGNet call (one graph batch, one backward pass), on one thread; sizes alternate
+    so that all see the same machine load."""
+    import torch
+    from chgnet.model.model import BatchedGraph
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    _init(1)
+    model = make_calculator("chgnet").model
+    rows = np.linspace(len(store) // 2, len(store) - 1, max(sizes)).astype(int)
+    structures = [AseAtomsAdaptor.get_structure(store.atoms(int(store.ids[r]))) for r in rows]
+
+    def call(batch: list) -> None:
+        graphs = [model.graph_converter(s) for s in batch]
+        graph = BatchedGraph.from_graphs(graphs, bond_basis_expansion=model.bond_basis_expansion,
+                                         angle_basis_expansion=model.angle_basis_expansion,
+                                         compute_stress=True)  # fmt: skip
+        energy = model._compute(graph)["e"]
+        torch.autograd.grad(energy.sum(), [*graph.atom_positions, *graph.strains])
+
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(reps):
+        for size in sizes:
+            start = time.perf_counter()
+            for k in range(0, len(structures), size):
+                call(structures[k : k + size])
+            times[size].append((time.perf_counter() - start) / len(structures))
+    return {f"batch of {size}": float(np.median(t)) for size, t in times.items()}
 
 
 def probe(dopant: str, calls: int = 20) -> dict[str, float]:
@@ -208,6 +241,11 @@ def main() -> None:
         action="store_true",
         help="only time the labeler under three malloc environments",
     )
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="only time CHGNet on batches of 1, 4 and 8 structures per call",
+    )
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -228,6 +266,13 @@ def main() -> None:
         (RESULTS / f"relaxation-gradients-{args.dopant}.json").write_text(json.dumps(seconds))
         for key, value in seconds.items():
             print(f"  {key}: {value:.3f} s per energy + forces + stress")
+        return
+    if args.batched:
+        seconds = batched(store)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"relaxation-batched-{args.dopant}.json").write_text(json.dumps(seconds))
+        for key, value in seconds.items():
+            print(f"  {key}: {value:.3f} s per structure (energy + forces + stress)")
         return
     if args.table:
         saved = json.loads(args.table.read_text())
