@@ -276,3 +276,49 @@ def test_ranks_by_hand() -> None:
     pred = np.array([[0.3, -0.1, 0.2, 0.2], [np.nan] * 4, [0.0, 0.1, -0.2, 0.05]])
     np.testing.assert_array_equal(analysis.ranks(pred, 2), [2, np.nan, 1])
     np.testing.assert_array_equal(analysis.ranks(pred, 0), [4, np.nan, 2])
+
+
+def test_study_comparison_by_hand() -> None:
+    """Each row's figures and verdict, from arrays whose answers are known."""
+    nan = np.nan
+    ordinary = np.full(13, 0.012)
+    sequential = ordinary - 0.001
+    sequential[3] = 0.013  # above ordinary at one limit: 12 of 13
+    pretrained = ordinary + 0.002
+    pretrained[[0, 1, 2, 4, 5, 6, 7]] = 0.011  # below ordinary at 7 limits: above at 6 of 13
+    rmse = {
+        "Pt": {"rf": np.full(13, 0.012), "allegro": ordinary,
+               "allegro-sequential": sequential, "allegro-pretrained": pretrained},
+        "Rh": {"rf": np.r_[np.full(12, 0.004), nan], "hgb": np.full(13, 0.02)},
+    }  # fmt: skip
+    forest_recall = np.ones(13)
+    forest_recall[2] = 0.5
+    recall = {
+        "Pt": {"rf": np.ones(13), "allegro": np.r_[0.0, np.ones(12)],
+               "allegro-sequential": np.r_[0.5, np.ones(12)],
+               "allegro-pretrained": np.r_[0.0, 0.0, np.ones(11)]},
+        "Rh": {"rf": forest_recall, "allegro": np.r_[0.8, np.ones(12)]},
+    }  # fmt: skip
+    rows = {f.claim: f for f in analysis.study_comparison(rmse, recall)}
+    forest = rows["Random Forest test RMSE (eV/atom)"]
+    # Pt 0.012 is within a factor 1.5 of 0.01, Rh 0.004 (mean of the 12 limits) is not:
+    # 1 of 2 is not more than half
+    assert forest.ours == "Pt rf 0.0120; Rh rf 0.0040" and forest.verdict == "does not"
+    assert rows["gradient boosting test RMSE (eV/atom)"].verdict == "reproduces"
+    assert rows["Allegro test RMSE, every variant (eV/atom)"].verdict == "reproduces"
+    seq = rows["self-pretrained (sequential) Allegro below ordinary"]
+    assert seq.ours == "Pt 12/13 limits" and seq.verdict == "partly"
+    pre = rows["AFLOW-pretrained Allegro above ordinary"]
+    assert pre.ours == "Pt 6/13 limits" and pre.verdict == "does not"
+    rf_recall = rows["Random Forest recall vs limit 24"]
+    assert rf_recall.ours == "Pt 12/12 limits (min 1.00); Rh 11/12 limits (min 0.50)"
+    assert rf_recall.verdict == "partly"
+    falls = rows["ordinary Allegro recall vs limit 24 falls further than RF's"]
+    assert falls.ours == "Pt Allegro min 0.00, RF min 1.00; Rh Allegro min 0.80, RF min 0.50"
+    assert falls.verdict == "does not"  # 1 of 2
+    steadies = rows["pre-training steadies Allegro's below-hull sets (mean recall)"]
+    # means over limits 0-22: ordinary 11/12, sequential 11.5/12, pretrained 10/12
+    assert steadies.ours == "Pt sequential 0.96 vs 0.92; Pt pretrained 0.83 vs 0.92"
+    assert steadies.verdict == "does not"  # 1 of 2 is not more than half
+    empty = analysis.study_comparison({}, {})
+    assert {f.verdict for f in empty} == {"no data"} and {f.ours for f in empty} == {"-"}

@@ -270,3 +270,25 @@ def test_known_phase_in_report_md(report) -> None:
             continue
         assert float(energy[k]) == pytest.approx(pred[k, row], abs=5e-5)
         assert int(rank[k].replace(",", "")) == bisect_left(sorted(pred[k]), pred[k, row]) + 1
+
+
+def test_study_comparison_in_report_md(report) -> None:
+    """report.md sets the study's headline results beside the families', with figures
+    recomputed here from the predictions and the stored test metrics."""
+    results, out, _, _ = report
+    text = (out / "report.md").read_text()
+    assert "### The study's headline results beside ours (relaxed families)" in text
+    rows = {
+        line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:]
+        for line in text.split("headline results")[1].splitlines()
+        if line.startswith("| ")
+    }
+    with Results(results) as res:
+        pred = res.predictions("Pt", "rf")
+        metrics = res.metrics("Pt", "rf")
+    sets = [set(np.flatnonzero(pred[k] < 0).tolist()) for k in range(13)]
+    full = sum(sets[k] >= sets[12] for k in range(12))  # recall 1: B_24 inside B_k
+    assert rows["Random Forest recall vs limit 24"][1].startswith(f"Pt {full}/12 limits")
+    rmse = np.sqrt(np.mean((metrics.test_predictions - metrics.test_target) ** 2, axis=1))
+    assert rows["Random Forest test RMSE (eV/atom)"][1] == f"Pt rf {rmse.mean():.4f}"
+    assert rows["gradient boosting test RMSE (eV/atom)"][1:] == ["-", "no data"]

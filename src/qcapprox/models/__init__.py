@@ -25,7 +25,7 @@ from qcapprox.datasets import LIMITS
 from qcapprox.errors import ModelError
 from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
-from qcapprox.store import RELAXED
+from qcapprox.store import LABEL_KINDS, RELAXED
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +50,14 @@ def family_key(backbone: str, labels: str = RELAXED) -> str:
     family trained on relaxed labels (the target), `<backbone>-<labels>` otherwise (e.g.
     `rf-single-point`, the cheap screen)."""
     return backbone if labels == RELAXED else f"{backbone}-{labels}"
+
+
+def split_family_key(key: str) -> tuple[str, str]:
+    """(backbone, labels) of a family name: the inverse of `family_key`."""
+    for labels in LABEL_KINDS:
+        if labels != RELAXED and key.endswith(f"-{labels}"):
+            return key.removesuffix(f"-{labels}"), labels
+    return key, RELAXED
 
 
 @dataclass(frozen=True)
