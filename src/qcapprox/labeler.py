@@ -20,7 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 from chgnet.model.dynamics import CHGNetCalculator
 from chgnet.model.model import BatchedGraph
-from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.core import Structure
 
 GPA_PER_EV_A3 = 160.21766208  # chgnet's stress unit conversion, eV/A^3 -> GPa
 
@@ -40,7 +40,11 @@ class CHGNetLabeler(CHGNetCalculator):
         Calculator.calculate(self, atoms, properties, system_changes)
         model = self.model
         model.eval()
-        structure = AseAtomsAdaptor.get_structure(self.atoms)
+        # the same Structure as pymatgen's AseAtomsAdaptor gives, without its warning about
+        # constraints (FixSymmetry of `qcapprox references`), which CHGNet never reads
+        atoms = self.atoms
+        structure = Structure(atoms.cell[:], atoms.numbers, atoms.positions,
+                              coords_are_cartesian=True)  # fmt: skip
         graph = model.graph_converter(structure).to(self.device)
         batch = BatchedGraph.from_graphs(
             [graph],
