@@ -14,8 +14,14 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
-from qcapprox.hull import Hull
-from qcapprox.labeling import LabelingError, Relaxation, import_energies, label_store
+from qcapprox.hull import Hull, reference_path
+from qcapprox.labeling import (
+    LabelingError,
+    Relaxation,
+    import_energies,
+    label_store,
+    rehull,
+)
 from qcapprox.parent import Parent
 from qcapprox.store import Store
 
@@ -179,6 +185,49 @@ def test_import_energies_from_extxyz_any_order(tiny: Path, tmp_path, parent_pt: 
     assert np.isnan(labels.energy).sum() == len(store) - 5
     assert (labels.error == "no structure").sum() == len(store) - 5
     assert labels.usable.sum() == 5
+
+
+def test_rehull_after_a_new_competing_phase(tiny: Path, tmp_path) -> None:
+    """A phase 60 meV/atom below the hull at x = 1/4 joins the references: rehull gives the
+    labels the energies above the new hull (eqs. 1 and 2 recomputed here with np.interp),
+    keeps the energies and records the new references; an unlabelled store is refused."""
+    import json
+
+    with pytest.raises(LabelingError, match="has no labels"):
+        rehull(tiny)
+    store = Store(tiny)
+    old = Hull.load("Pt")
+    n_sc, n_pt = store.parent.formula_counts(store.occupancy)
+    wanted = np.linspace(-0.02, 0.06, len(store))  # eV/atom above the old hull
+    images = []
+    for row in range(len(store)):
+        atoms = store.parent.decorate(store.occupancy[row])
+        energy = old.energy_from_e_above_hull(wanted[row], n_sc[row], n_pt[row])
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        images.append(atoms)
+    write(tmp_path / "energies.extxyz", images)
+    assert import_energies(tiny, tmp_path / "energies.extxyz") == len(store)
+    energy = Store(tiny).label_set("relaxed").energy.copy()
+
+    phases = json.loads(reference_path("Pt").read_text())["phases"]
+    entries = {p["name"]: (p["formula"], p["energy"]) for p in phases}
+    deep = old.energy_from_formation(old.hull_energy(0.25) - 0.06, 3, 1)
+    new = Hull.from_entries("Pt", {**entries, "Sc3Pt_deep": ("Sc3Pt", deep)})
+    assert "Sc3Pt_deep" in new.stable_names
+    counts = rehull(tiny, new)
+
+    labels = Store(tiny).label_set("relaxed")
+    np.testing.assert_array_equal(labels.energy, energy)
+    n = n_sc + n_pt
+    e_form = (energy - n_sc * new.e_host - n_pt * new.e_dopant) / n
+    expected = e_form - np.interp(n_pt / n, new.stable_x, new.stable_e_form)
+    np.testing.assert_allclose(labels.e_above_hull, expected, atol=1e-12)
+    np.testing.assert_allclose(labels.formation_energy, e_form, atol=1e-12)
+    assert (expected > wanted).all()  # the hull went down at every composition here
+    assert counts == {"relaxed": (int((wanted < 0).sum()), int((expected < 0).sum()))}
+    with h5py.File(tiny) as handle:
+        recorded = json.loads(handle["labels/relaxed"].attrs["references"])
+    assert recorded["stable"] == list(new.stable_names)
 
 
 def test_bundled_labeler_equals_chgnet_calculator() -> None:

@@ -378,16 +378,12 @@ def write_labels(
 
     def hull_columns(group: h5py.Group, energy: np.ndarray, converged: np.ndarray) -> None:
         group["energy"] = energy
-        group["formation_energy"] = hull.formation_energy(energy, n_host, n_dop)
-        group["e_above_hull"] = hull.e_above_hull(energy, n_host, n_dop)
+        _write_hull_fields(group, hull, energy, n_host, n_dop)
         group["converged"] = converged
         group.create_dataset("error", data=error.tolist(), dtype=h5py.string_dtype())
         for key, value in info.items():
             group.attrs[key] = value
         group.attrs["stand_in_for_dft"] = info["calculator"] == DEFAULT_CALCULATOR
-        group.attrs["references"] = json.dumps(
-            {"source": hull.source, "stable": list(hull.stable_names)}
-        )
 
     def per_atom(group: h5py.Group, key: str) -> None:
         group.create_dataset(key, data=columns[key], chunks=True, compression="gzip", shuffle=True)
@@ -409,6 +405,48 @@ def write_labels(
 
     write_atomically(path, fill, base=path)
     return int((error != "").sum())
+
+
+def _write_hull_fields(
+    group: h5py.Group, hull: Hull, energy: np.ndarray, n_host: np.ndarray, n_dop: np.ndarray
+) -> None:
+    """The hull quantities of a label set from its total energies (eqs. 1 and 2), and the
+    references they come from (replaced if the group has them)."""
+    for key, values in (("formation_energy", hull.formation_energy(energy, n_host, n_dop)),
+                        ("e_above_hull", hull.e_above_hull(energy, n_host, n_dop))):  # fmt: skip
+        if key in group:
+            del group[key]
+        group[key] = values
+    group.attrs["references"] = json.dumps(
+        {"source": hull.source, "stable": list(hull.stable_names)}
+    )
+
+
+@one_writer
+def rehull(path: str | Path, hull: Hull | None = None) -> dict[str, tuple[int, int]]:
+    """Recompute the formation energies and energies above the hull of every label set of a
+    store from its total energies, with `hull` (default: the dopant's references as they are
+    now): after the references changed, e.g. a new competing phase. Written to a copy, then
+    renamed. Returns {label set: (rows below the hull before, after)}."""
+    path = Path(path)
+    store = Store(path)
+    if not store.labels:
+        raise LabelingError(f"{path} has no labels: nothing to recompute")
+    hull = hull or Hull.load(store.parent.dopant)
+    n_host, n_dop = store.parent.formula_counts(store.occupancy)
+    counts = {}
+    for kind in store.labels:
+        labels = store.label_set(kind)
+        after = hull.e_above_hull(labels.energy, n_host, n_dop)
+        counts[kind] = (int((labels.e_above_hull < 0).sum()), int((after < 0).sum()))
+
+    def fill(handle: h5py.File) -> None:
+        for kind in store.labels:
+            energy = handle[f"labels/{kind}/energy"][()]
+            _write_hull_fields(handle[f"labels/{kind}"], hull, energy, n_host, n_dop)
+
+    write_atomically(path, fill, base=path)
+    return counts
 
 
 def import_energies(
