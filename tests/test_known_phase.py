@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 from ase.io import read
 
+from qcapprox.analysis import SLIGHTLY_POSITIVE
 from qcapprox.calculators import ForestHullCalculator
 from qcapprox.hull import Hull
 from qcapprox.labeling import Relaxation, make_calculator
 from qcapprox.models.base import training_store
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import PARENTS_DIR
-from qcapprox.store import Store
+from qcapprox.store import RELAXED, Store
+
+#: "Slightly positive": the screen's goal (the study, section 3.4), eV/atom above the hull.
+NEAR = SLIGHTLY_POSITIVE[RELAXED]
+#: The screen finds the phase when it ranks among this fraction of the A4 configurations.
+TOP = 0.05
 
 
 @pytest.mark.parametrize("dopant", BUNDLED_DOPANTS)
@@ -23,9 +29,11 @@ def test_known_phase_is_the_bundled_sc57_structure(dopant: str) -> None:
     assert parent.composition(parent.known_phase()).tolist() == [6, 0, 0, 0]
 
 
-def test_known_phase_relaxes_below_the_hull(parent_pt: Parent) -> None:
-    """CHGNet (the labeler) at the parent geometry puts Sc57Pt13 above the hull; relaxed
-    as the labeler relaxes, it falls below: the relaxed target is what finds the phase."""
+def test_known_phase_relaxes_onto_the_hull(parent_pt: Parent) -> None:
+    """CHGNet (the labeler) at the parent geometry puts Sc57Pt13 far above the hull;
+    relaxed as the labeler relaxes, it lands within 0.02 eV/atom of it (CHGNet puts it
+    +0.008 above, against Sc and the Fe3C-type Sc3Pt): the relaxed target is what finds
+    the phase."""
     hull = Hull.load("Pt")
     atoms = parent_pt.decorate(parent_pt.known_phase())
     atoms.calc = make_calculator("chgnet")
@@ -35,16 +43,28 @@ def test_known_phase_relaxes_below_the_hull(parent_pt: Parent) -> None:
     steps, converged = Relaxation().run(atoms)
     relaxed = float(hull.e_above_hull(atoms.get_potential_energy(), n_sc, n_pt))
     assert converged and 0 < steps <= Relaxation().max_steps
-    assert single > 0 > relaxed
+    assert single - relaxed > 0.05 and abs(relaxed) < NEAR
 
 
 @pytest.mark.skipif(
     "relaxed" not in Store(training_store("Pt")).labels,
     reason="the bundled Pt training set has no relaxed labels yet (relabeling in progress)",
 )
-def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent) -> None:
+def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, tmp_path) -> None:
+    """The relaxed RF family at limit 24 puts Sc57Pt13 within NEAR of the hull and among
+    the lowest TOP of the 15,327 A4 inference configurations."""
+    from qcapprox.enumeration.recipe import Recipe
+    from qcapprox.enumeration.run import run_recipe
+    from qcapprox.models import backbone
+    from qcapprox.paths import RECIPES_DIR
+
     calc = ForestHullCalculator(dopant="Pt", limit=24)
     atoms = parent_pt.decorate(parent_pt.known_phase())
     atoms.calc = calc
     atoms.get_potential_energy()
-    assert calc.get_property("e_above_hull") < 0
+    known = calc.get_property("e_above_hull")
+    assert known < NEAR
+    out = tmp_path / "a4.h5"
+    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, out)
+    every = backbone("rf").load("Pt", 24).predict(Store(out).occupancy)
+    assert (every < known).mean() < TOP

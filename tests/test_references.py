@@ -99,3 +99,22 @@ def test_user_data_dir_is_per_user_and_overridable(tmp_path, monkeypatch) -> Non
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert user_data_dir() == tmp_path
     assert reference_path("Os") == tmp_path / "references" / "Sc-Os.json"
+
+
+def test_sc3m_phases_lower_the_sc_rich_hull(tmp_path) -> None:
+    """The Fe3C-type Sc3Pt rebuilt with CHGNet keeps Pnma and its bundled energy (within
+    1 meV/atom), and it is a vertex of the Sc-Pt hull, below the Sc - Sc2Pt tie line."""
+    pytest.importorskip("chgnet")
+    from qcapprox.hull import Hull
+
+    path = build_references("Pt", tmp_path, "chgnet", only=("Sc3{M}_D011",))
+    (new,) = json.loads(path.read_text())["phases"]
+    bundled = json.loads(reference_path("Pt").read_text())
+    old = next(p for p in bundled["phases"] if p["name"] == "Sc3Pt_D011")
+    assert abs(new["e_per_atom"] - old["e_per_atom"]) < 1e-3
+    assert new["relaxation"]["spacegroup_relaxed"] == "Pnma (62)"
+    hull = Hull.load("Pt")
+    assert "Sc3Pt_D011" in hull.stable_names
+    sc2pt = hull.formation_energy(next(p["energy"] for p in bundled["phases"]
+                                       if p["name"] == "Sc2Pt_C16"), 8, 4)  # fmt: skip
+    assert hull.hull_energy(0.25) < 0.75 * sc2pt  # below the line from Sc (0) to Sc2Pt (1/3)

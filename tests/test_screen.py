@@ -12,6 +12,7 @@ import pytest
 
 from qcapprox.cli import main
 from qcapprox.hull import Hull
+from qcapprox.references import CATALOGUE
 from qcapprox.results import Results
 from qcapprox.store import SINGLE_POINT, Store
 
@@ -72,7 +73,7 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
         main(args)
     printed = capsys.readouterr().out
     assert stop.value.code == 0, printed
-    assert "references: 13 Sc-Os phases to relax" in printed
+    assert f"references: {len(CATALOGUE)} Sc-Os phases to relax" in printed
     assert "training: 13 structures to label (single-point)" in printed
 
     training = user / "training" / "sc60os13.h5"
@@ -91,7 +92,7 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
     assert stop.value.code == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert "references: 0 Sc-Os phases to relax (present)" in capsys.readouterr().out
-    assert len(Hull.load("Os").phase_names) == 13
+    assert len(Hull.load("Os").phase_names) == len(CATALOGUE)
 
     # explicit paths: another user data dir sees nothing, --training and --registry do
     monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "elsewhere"))

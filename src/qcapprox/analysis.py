@@ -23,6 +23,7 @@ import numpy as np
 
 from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
+from qcapprox.store import RELAXED, SINGLE_POINT
 
 METRICS = ("count", "pct_i", "pct_j", "jaccard")
 METRIC_TITLES = {
@@ -271,6 +272,12 @@ def robust_candidates(
     order = np.lexsort((rows, np.where(np.isnan(mean), np.inf, mean), -n_limits.sum(axis=1)))
     mult = np.asarray(multiplicity)[rows]
     return Candidates(rows[order], names, n_limits[order], mean[order], mult[order])
+
+
+#: "Slightly positive" energies above the hull, eV/atom, per label set: the screen looks for
+#: "negative (or at least slightly positive)" energies (the study, section 3.4). Relaxed
+#: labels are the target; single points (the parent geometry) sit tens of meV/atom higher.
+SLIGHTLY_POSITIVE = {RELAXED: 0.02, SINGLE_POINT: 0.08}
 
 
 # ----------------------------------------------------------- the study's headline results

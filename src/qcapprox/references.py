@@ -107,7 +107,8 @@ class Prototype:
     # "element"; "reported type": the structure type of a reported compound of at least one
     # of the Sc-{Pt,Pd,Ir,Rh} systems (B2 ScM, L1_2 ScM3, C15 ScIr2, Ti2Ni-type Sc2Pd);
     # "analogue type": reported for early/late transition-metal analogues (Zr2Ni C16,
-    # Zr2Pd C11b, Mn5Si3-type M5X3), not known to us for Sc-M; "hypothetical": an ordering
+    # Zr2Pd C11b, Mn5Si3-type M5X3; Fe3C- and Re3B-type R3T, R a rare earth and T a late
+    # transition metal, e.g. Y3Rh), not known to us for Sc-M; "hypothetical": an ordering
     # added to probe the Sc-rich side.
     kind: str
     build: Callable[[str], Atoms]
@@ -126,6 +127,14 @@ class Prototype:
 # Ti1 sits in an icosahedron of 6 Ti2 + 6 Ni. Start values of x from Ti2Ni.
 TI2NI_X48F = 0.4372
 TI2NI_X32E = 0.2118
+
+# Fe3C type (D0_11, Pnma): Fe 4c (x,1/4,z), Fe 8d (x,y,z), C 4c; T in a trigonal prism of R.
+# Re3B type (Cmcm): Re 4c (0,y,1/4), Re 8f (0,y,z), B 4c. Start values from Fe3C and Re3B;
+# the relaxation under FixSymmetry moves every free coordinate.
+FE3C_BASIS = ((0.036, 0.25, 0.852), (0.186, 0.063, 0.328), (0.890, 0.25, 0.450))
+FE3C_CELL = [1.0, 1.324, 0.888, 90.0, 90.0, 90.0]
+RE3B_BASIS = ((0.0, 0.4275, 0.25), (0.0, 0.1350, 0.0620), (0.0, 0.7440, 0.25))
+RE3B_CELL = [1.0, 3.222, 2.511, 90.0, 90.0, 90.0]
 
 CATALOGUE: tuple[Prototype, ...] = (
     Prototype(HOST, "", "element", lambda m: element(HOST)),
@@ -161,6 +170,10 @@ CATALOGUE: tuple[Prototype, ...] = (
     Prototype("Sc3{M}_D03", "BiF3 (D0_3, Fm-3m, cF16), primitive cell", "hypothetical",
               lambda m: _xtal([m, HOST, HOST], [(0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)],
                               225, _cubic(), primitive=True)),
+    Prototype("Sc3{M}_D011", "Fe3C (D0_11, Pnma, oP16)", "analogue type",
+              lambda m: _xtal([HOST, HOST, m], FE3C_BASIS, 62, FE3C_CELL)),
+    Prototype("Sc3{M}_Re3B", "Re3B (Cmcm, oC16), conventional cell", "analogue type",
+              lambda m: _xtal([HOST, HOST, m], RE3B_BASIS, 63, RE3B_CELL)),
     Prototype("Sc5{M}3_D88", "Mn5Si3 (D8_8, P6_3/mcm, hP16)", "analogue type",
               lambda m: _xtal([HOST, HOST, m], [(1 / 3, 2 / 3, 0), (0.236, 0, 0.25),
                                                 (0.599, 0, 0.25)], 193, _hexagonal(0.696))),

@@ -3,7 +3,7 @@
 The study pre-trained Allegro on an AFLOW slice of Sc/Pt/Pd/Ir/Rh compounds (section
 4.1), which is not reachable offline. This module builds the stand-in: every relaxed
 phase of the hull references (``data/references/Sc-<M>.json``: hcp Sc, fcc M, B2, L1_0,
-L1_2, C15, C16, C11b, D0_19, D0_3, D8_8, Ti2Ni types) and dilute substitutions of M in
+L1_2, C15, C16, C11b, D0_19, D0_3, D0_11, Re3B, D8_8, Ti2Ni types) and dilute substitutions of M in
 hcp Sc, each with strained and rattled copies, labelled with the same labeler as the
 training sets (CHGNet: energy, forces, stress). Copies of a prototype of ``n`` atoms:
 
