@@ -21,6 +21,7 @@ from qcapprox.labeling import (
     import_energies,
     label_store,
     rehull,
+    stale_hull,
 )
 from qcapprox.parent import Parent
 from qcapprox.store import Store
@@ -228,6 +229,10 @@ def test_rehull_after_a_new_competing_phase(tiny: Path, tmp_path) -> None:
     with h5py.File(tiny) as handle:
         recorded = json.loads(handle["labels/relaxed"].attrs["references"])
     assert recorded["stable"] == list(new.stable_names)
+    # against the bundled references these labels are stale: training warns, info says so
+    assert "qcapprox rehull" in stale_hull(Store(tiny), "relaxed")
+    rehull(tiny)
+    assert stale_hull(Store(tiny), "relaxed") is None
 
 
 def test_bundled_labeler_equals_chgnet_calculator() -> None:

@@ -226,6 +226,8 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
         f"{len(comps)} compositions (A4 vac, A4 M, A5 vac, A5 M); largest: "
         + ", ".join(f"{tuple(int(c) for c in comps[i])}: {counts[i]:,}" for i in largest)
     )
+    from qcapprox.labeling import labels_in_progress, stale_hull
+
     for labels in s.labels.values():
         below = int((labels.e_above_hull[labels.usable] < 0).sum())
         console.print(
@@ -233,7 +235,8 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
             f"{int((~labels.converged & np.isfinite(labels.energy)).sum()):,} unconverged, "
             f"{int((labels.error != '').sum()):,} failed; {below:,} below the hull"
         )
-    from qcapprox.labeling import labels_in_progress
+        if why := stale_hull(s, labels.kind):
+            console.print(f"[yellow]{why}", markup=True, highlight=False)
 
     for kind, run in labels_in_progress(store).items():
         limits = ", ".join(map(str, run["limits"])) or "none yet"

@@ -44,7 +44,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize.optimize import Optimizer
 
 from qcapprox.datasets import LIMITS, a5_defects, in_limit
-from qcapprox.errors import LabelingError, StoreError
+from qcapprox.errors import HullError, LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
 from qcapprox.settings import torch_threads
@@ -419,6 +419,24 @@ def _write_hull_fields(
         group[key] = values
     group.attrs["references"] = json.dumps(
         {"source": hull.source, "stable": list(hull.stable_names)}
+    )
+
+
+def stale_hull(store: Store, kind: str) -> str | None:
+    """Why the hull quantities of a label set no longer match the dopant's references (its
+    recorded hull vertices differ from the current ones), or None when they match or no
+    references are found here to compare with."""
+    recorded = json.loads(store.label_set(kind).attrs.get("references", "{}")).get("stable")
+    try:
+        current = list(Hull.load(store.parent.dopant).stable_names)
+    except HullError:
+        return None
+    if recorded is None or recorded == current:
+        return None
+    return (
+        f"{store.path}: the {kind} labels' energies above the hull were computed against "
+        f"the hull {', '.join(recorded)}, not the current {', '.join(current)}; run "
+        f"`qcapprox rehull {store.path}`"
     )
 
 

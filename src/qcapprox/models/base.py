@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,14 @@ class TrainingSet:
     @classmethod
     def load(cls, path: str | Path, labels: str = RELAXED) -> TrainingSet:
         """Read a labelled store (its split is made and stored on first use)."""
+        from qcapprox.labeling import stale_hull
+
         split = write_split(path)
         store = Store(path)
-        return cls(store, store.label_set(labels), split)
+        data = cls(store, store.label_set(labels), split)
+        if why := stale_hull(store, labels):
+            warnings.warn(why, stacklevel=2)
+        return data
 
     @property
     def parent(self) -> Parent:
