@@ -778,10 +778,12 @@ def demo(
                "< 0 at limit 0/12/24", f"< {near:g}", "RMSE 24"]  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right")
+    any_below = False  # below 0 anywhere: the UI opens at 0, else at the near threshold
     with Results(results) as res:
         for dopant in res.dopants:
             family = families[dopant]
             predictions = res.predictions(dopant, family)
+            any_below |= bool(below_hull(predictions, 0.0).any())
             counts = [
                 " / ".join(f"{below_hull(predictions, t)[k].sum():,}" for k in (0, 6, 12))
                 for t in (0.0, near)
@@ -792,13 +794,17 @@ def demo(
                 f"{res.metrics(dopant, family).test_rmse[-1]:.4f}",
             )  # fmt: skip
     console.print(table)
-    if any(family != "rf" for family in families.values()):
+    if not any_below:
         console.print(
-            "Single-point labels (the ideal parent geometry, no relaxation) put every "
-            "configuration above the hull of the relaxed competing phases; compare their "
-            f"candidate sets at a slightly positive threshold (here {near} eV/atom, key `t` "
-            "in the UI). Relaxed, the known Sc57M13 phase comes to within 0.02 eV/atom of "
-            "the hull (tests/test_known_phase.py); the relaxed families (the study's target) "
+            "No configuration is predicted below the hull; compare the candidate sets at a "
+            f"slightly positive threshold (here {near} eV/atom, key `t` in the UI). Relaxed, "
+            "the known Sc57M13 phase comes to within 0.02 eV/atom of the CHGNet hull "
+            "(tests/test_known_phase.py)."
+        )
+    if not relaxed:
+        console.print(
+            "Single-point labels (the ideal parent geometry, no relaxation) sit tens of "
+            "meV/atom above the relaxed ones; the relaxed families (the study's target) "
             "come with the relabeling in progress (`qcapprox info` on a training set)."
         )
     console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
@@ -809,7 +815,7 @@ def demo(
     if ui and sys.stdout.isatty() and sys.stdin.isatty():
         from qcapprox.tui import run
 
-        run(results, threshold=0.0 if relaxed else near)
+        run(results, threshold=0.0 if any_below else near)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
