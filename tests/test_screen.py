@@ -75,6 +75,7 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
     assert stop.value.code == 0, printed
     assert f"references: {len(CATALOGUE)} Sc-Os phases to relax" in printed
     assert "training: 13 structures to label (single-point)" in printed
+    summary = next(line for line in printed.splitlines() if line.startswith("limit 24:"))
 
     training = user / "training" / "sc60os13.h5"
     assert SINGLE_POINT in Store(training).labels and len(Store(training)) == 13
@@ -85,6 +86,13 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
         assert res.dopants == ("Os",)
         predicted = res.predictions("Os", "rf-single-point")
         assert np.isfinite(predicted[[0, -1]]).all() and predicted.shape[1] == 13
+        known = res.known_phase_row("Os")
+    # the summary: limit 24's counts below 0 and +0.08, and the known phase's rank
+    e = predicted[-1]
+    assert summary.startswith(f"limit 24: {int((e < 0).sum())} configurations below the hull, "
+                              f"{int((e < 0.08).sum())} below +0.08 eV/atom")  # fmt: skip
+    assert known is None and "Sc57" not in summary  # this small set lacks the known phase
+    assert "lennard_jones" in summary and "CHGNet" not in summary
 
     stamps = {p: p.stat().st_mtime_ns for p in (training, out / "sc60os13-inference.h5")}
     with pytest.raises(SystemExit) as stop:  # a rerun resumes: nothing is recomputed
@@ -131,3 +139,20 @@ def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> N
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and "needs a [test] table" in err and "\n" not in err
     assert not user.exists()
+
+
+def test_known_phase_line_of_the_bundled_results() -> None:
+    """The screen's summary line on the bundled results: limit 24's counts and the rank of
+    Sc57Pt13, recomputed here from the predictions."""
+    from qcapprox.cli import _known_phase_line
+    from qcapprox.paths import BUNDLED_RESULTS
+
+    line = _known_phase_line(BUNDLED_RESULTS, "Pt", SINGLE_POINT)
+    with Results(BUNDLED_RESULTS) as res:
+        e = res.predictions("Pt", "rf-single-point")[-1]
+        known = res.known_phase_row("Pt")
+    rank = int((e < e[known]).sum()) + 1
+    assert line.startswith(f"limit 24: {int((e < 0).sum()):,} configurations below the hull, "
+                           f"{int((e < 0.08).sum()):,} below +0.08 eV/atom")  # fmt: skip
+    assert f"Sc57Pt13 (the known phase's arrangement) at {e[known]:+.3f} eV/atom" in line
+    assert f"rank {rank:,} of {len(e):,}" in line and line.endswith("(RF; CHGNet stand-in labels)")

@@ -437,7 +437,37 @@ def screen(
             return lambda done, total: bar.update(job, completed=done, total=total)
 
         results = run.run(step)
+    console.print(_known_phase_line(results, run.symbol, run.labels), highlight=False,
+                  markup=False, soft_wrap=True)  # fmt: skip
     console.print(f"results: {results}  (open with `qcapprox tui {results}`)")
+
+
+def _known_phase_line(results: Path, dopant: str, labels: str) -> str:
+    """Where the highest trained limit puts the known phase's arrangement (the Pm-3 6f half
+    of A4 vacant), and how many configurations lie below 0 and below the slightly positive
+    threshold of the label set."""
+    from qcapprox.analysis import SLIGHTLY_POSITIVE, ranks
+    from qcapprox.datasets import LIMITS
+    from qcapprox.models import family_key
+    from qcapprox.results import Results
+
+    near = SLIGHTLY_POSITIVE[labels]
+    with Results(results) as res:
+        pred = res.predictions(dopant, family_key("rf", labels))
+        row = res.known_phase_row(dopant)
+        source = res.energy_label(dopant)
+    k = int(np.flatnonzero(np.isfinite(pred).any(axis=1))[-1])
+    e = pred[k]
+    line = (
+        f"limit {LIMITS[k]}: {int((e < 0).sum()):,} configurations below the hull, "
+        f"{int((e < near).sum()):,} below +{near:g} eV/atom"
+    )
+    if row is not None:
+        line += (
+            f"; Sc57{dopant}13 (the known phase's arrangement) at {e[row]:+.3f} eV/atom, "
+            f"rank {int(ranks(pred, row)[k]):,} of {len(e):,}"
+        )
+    return f"{line} (RF; {source})"
 
 
 @app.command("import-energies")
