@@ -228,6 +228,8 @@ CASES = [
     ("report-over-file", ["report", "r.h5", "-o", "x.cif"], "--out x.cif is a file",
      text("x.cif", "data_x\n")),
     ("info-missing", ["info", "missing.h5"], "missing.h5: no such file", None),
+    ("rehull-unlabelled", ["rehull", STORE], "has no labels: nothing to recompute", None),
+    ("rehull-missing", ["rehull", "missing.h5"], "missing.h5: no such file", None),
     ("recipe-missing", ["count", "missing.toml", "-d", "Pt"], "missing.toml: cannot read", None),
     ("structures-missing", ["import-energies", STORE, "missing.xyz", "--labels", "single-point"],
      "missing.xyz: cannot read structures", None),
