@@ -303,3 +303,12 @@ def test_labels_in_progress_from_the_journal(tiny: Path) -> None:
     assert run["converged"] == len(store) - failed and run["limits"] == list(LIMITS)
     text = " ".join(CliRunner().invoke(app, ["info", str(tiny)]).output.split())
     assert f"single-point labels in progress: {len(store)}/{len(store)} rows" in text
+    # the energies above the hull of the rows done, recomputed from the journal
+    segments = list(journal.load())
+    energy = np.concatenate([seg["single_point"] for seg in segments])
+    rows = np.concatenate([seg["row"] for seg in segments])
+    ok = np.isfinite(energy)
+    n_sc, n_pt = store.parent.formula_counts(store.occupancy[rows[ok]])
+    expected = Hull.load("Pt").e_above_hull(energy[ok], n_sc, n_pt)
+    np.testing.assert_allclose(np.sort(run["e_above_hull"]), np.sort(expected))
+    assert f"median {np.median(expected):+.3f} eV/atom" in text

@@ -245,6 +245,12 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
             f"({run['converged']:,} converged, {run['failed']:,} failed); limits complete: "
             f"{limits} (journal {run['journal']})"
         )
+        if "e_above_hull" in run:
+            e = run["e_above_hull"]
+            console.print(
+                f"  their energies above the hull: lowest {e.min():+.3f}, median "
+                f"{np.median(e):+.3f} eV/atom; {int((e < 0).sum()):,} below it"
+            )
 
 
 @app.command()

@@ -48,7 +48,7 @@ from qcapprox.errors import HullError, LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.parent import Parent
 from qcapprox.settings import torch_threads
-from qcapprox.store import LABEL_KINDS, Journal, Store, one_writer, write_atomically
+from qcapprox.store import LABEL_KINDS, RELAXED, Journal, Store, one_writer, write_atomically
 
 DEFAULT_CALCULATOR = "chgnet"
 SINGLE_POINT = "single point at the parent geometry"
@@ -235,27 +235,38 @@ def label_chunk(
 
 def labels_in_progress(path: Path) -> dict[str, dict]:
     """The labeling runs in progress beside a store (their committed journals), per label
-    set: rows done, converged and failed, and the limits whose rows are all done (their
-    members could be trained on them)."""
+    set: rows done, converged and failed, the limits whose rows are all done (their
+    members could be trained on them) and, when the dopant's references are found, the
+    energies above the hull (eV/atom) of the converged rows done so far."""
     store = Store(path)
+    try:
+        hull = Hull.load(store.parent.dopant)
+    except HullError:
+        hull = None
     progress = {}
     for kind in LABEL_KINDS:
         journal = Journal.existing(path.with_name(f"{path.name}.labels-{kind}"))
         if journal is None:
             continue
         done = np.zeros(len(store), dtype=bool)
-        converged = failed = 0
+        energy = np.full(len(store), np.nan)
+        column = "energy" if kind == RELAXED else "single_point"
+        failed = 0
         for segment in journal.load():
             done[segment["row"]] = True
             failed += int((segment["error"] != "").sum())
             ok = segment["converged"] if "converged" in segment else np.isfinite(
                 segment["single_point"])  # fmt: skip
-            converged += int(ok.sum())
+            energy[segment["row"][ok]] = segment[column][ok]
+        good = np.flatnonzero(np.isfinite(energy))
         progress[kind] = {
-            "done": int(done.sum()), "total": len(store), "converged": converged,
+            "done": int(done.sum()), "total": len(store), "converged": len(good),
             "failed": failed, "journal": journal.dir,
             "limits": [x for x in LIMITS if done[in_limit(store.composition, x)].all()],
         }  # fmt: skip
+        if hull is not None and len(good):
+            n_host, n_dop = store.parent.formula_counts(store.occupancy[good])
+            progress[kind]["e_above_hull"] = hull.e_above_hull(energy[good], n_host, n_dop)
     return progress
 
 
