@@ -287,7 +287,6 @@ SLIGHTLY_POSITIVE = {RELAXED: 0.02, SINGLE_POINT: 0.08}
 STUDY_RMSE = {"rf": (0.01, 0.01), "boosting": (0.02, 0.02), "allegro": (0.010, 0.015)}
 BOOSTING = tuple(name for name in REGRESSORS if name != "rf")
 ALLEGRO = tuple(ALLEGRO_VARIANTS.values())  # ordinary, sequential, pretrained
-ALLEGRO_RF = (ALLEGRO[0], "rf")
 #: A mean test RMSE within [low / SAME_SCALE, high * SAME_SCALE] of the study's is "the same".
 SAME_SCALE = 1.5
 
@@ -385,8 +384,8 @@ def study_comparison(
 
     parts, hits, total = [], 0, 0
     for dopant, families in recall.items():
-        if all(name in families for name in ALLEGRO_RF):
-            lowest, forest = (_min_finite(np.asarray(families[b])[:-1]) for b in ALLEGRO_RF)
+        if ordinary in families and "rf" in families:
+            lowest, forest = (_min_finite(np.asarray(families[b])[:-1]) for b in (ordinary, "rf"))
             if not (np.isfinite(lowest) and np.isfinite(forest)):
                 continue
             parts.append(f"{dopant} Allegro min {lowest:.2f}, RF min {forest:.2f}")

@@ -458,14 +458,16 @@ def _known_phase_line(results: Path, dopant: str, labels: str) -> str:
     from qcapprox.results import Results
 
     near = SLIGHTLY_POSITIVE[labels]
+    family = family_key("rf", labels)
     with Results(results) as res:
-        pred = res.predictions(dopant, family_key("rf", labels))
+        pred = res.predictions(dopant, family)
         row = res.known_phase_row(dopant)
         source = res.energy_label(dopant)
-    k = int(np.flatnonzero(np.isfinite(pred).any(axis=1))[-1])
+        limit = res.limits(dopant, family)[-1]
+    k = LIMITS.index(limit)
     e = pred[k]
     line = (
-        f"limit {LIMITS[k]}: {int((e < 0).sum()):,} configurations below the hull, "
+        f"limit {limit}: {int((e < 0).sum()):,} configurations below the hull, "
         f"{int((e < near).sum()):,} below +{near:g} eV/atom"
     )
     if row is not None:
@@ -504,9 +506,8 @@ def rehull(
     from qcapprox.labeling import rehull as rehull_store
 
     for path in stores:
-        dopant = Store(path).parent.dopant
-        counts = rehull_store(path)
-        hull = Hull.load(dopant)
+        hull = Hull.load(Store(path).parent.dopant)
+        counts = rehull_store(path, hull)
         below = ", ".join(f"{kind} {a:,} -> {b:,}" for kind, (a, b) in counts.items())
         console.print(f"{path}: hull {', '.join(hull.stable_names)}; rows below it: {below}")
 

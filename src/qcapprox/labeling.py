@@ -245,7 +245,7 @@ def labels_in_progress(path: Path) -> dict[str, dict]:
         hull = None
     progress = {}
     for kind in LABEL_KINDS:
-        journal = Journal.existing(path.with_name(f"{path.name}.labels-{kind}"))
+        journal = Journal.existing(_journal_target(path, kind))
         if journal is None:
             continue
         done = np.zeros(len(store), dtype=bool)
@@ -281,7 +281,12 @@ def label_journal(
         "rows": len(store),
         **calculator_info(calculator, relaxation),
     }
-    return Journal(path.with_name(f"{path.name}.labels-{kind}"), identity)
+    return Journal(_journal_target(path, kind), identity)
+
+
+def _journal_target(path: Path, kind: str) -> Path:
+    """What the journal of labeling `path` with one label set is named after."""
+    return path.with_name(f"{path.name}.labels-{kind}")
 
 
 @one_writer
@@ -470,9 +475,8 @@ def rehull(path: str | Path, hull: Hull | None = None) -> dict[str, tuple[int, i
         counts[kind] = (int((labels.e_above_hull < 0).sum()), int((after < 0).sum()))
 
     def fill(handle: h5py.File) -> None:
-        for kind in store.labels:
-            energy = handle[f"labels/{kind}/energy"][()]
-            _write_hull_fields(handle[f"labels/{kind}"], hull, energy, n_host, n_dop)
+        for kind, labels in store.labels.items():
+            _write_hull_fields(handle[f"labels/{kind}"], hull, labels.energy, n_host, n_dop)
 
     write_atomically(path, fill, base=path)
     return counts

@@ -325,15 +325,18 @@ def study_table(
     the study's headline results (DFT) beside ours (CHGNet labels), with a verdict."""
     from qcapprox.models import split_family_key
 
-    by_labels: dict[str, tuple[dict, dict]] = {}
+    by_labels: dict[str, tuple[dict, dict]] = {}  # labels -> (rmse, recall)[dopant][backbone]
+
+    def put(which: int, dopant: str, key: str, values: np.ndarray) -> None:
+        backbone, labels = split_family_key(key)
+        by_labels.setdefault(labels, ({}, {}))[which].setdefault(dopant, {})[backbone] = values
+
     for dopant, families in rmse.items():
         for key, values in families.items():
-            backbone, labels = split_family_key(key)
-            by_labels.setdefault(labels, ({}, {}))[0].setdefault(dopant, {})[backbone] = values
+            put(0, dopant, key, values)
     for key, dopants in recall.items():
-        backbone, labels = split_family_key(key)
         for dopant, values in dopants.items():
-            by_labels.setdefault(labels, ({}, {}))[1].setdefault(dopant, {})[backbone] = values
+            put(1, dopant, key, values)
     lines = []
     for labels, (rmse_of, recall_of) in sorted(by_labels.items()):
         lines += [
