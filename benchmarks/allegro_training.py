@@ -12,6 +12,9 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 - ``half-budget``: `small` with half the structure passes per stage;
 - ``half-epochs``: `half-budget` with half the minimum epochs as well;
 - ``r-max-4``: `small` with a 4 A cutoff (about half the neighbour pairs of 5 A);
+- ``compile``: `small` with nequip's train-time ``torch.compile`` (``compile_mode:
+  compile``: the same model, compiled by inductor to C++; `allegro_compile.py` times
+  its steps alone);
 - ``side-by-side``: `small`, two members trained at once with one thread each (the layout
   of a family run next to another one); its minutes are the wall time per member and its
   ``members_per_hour`` the pair's throughput.
@@ -56,6 +59,7 @@ SETUPS: dict[str, Preset] = {
         SMALL, name="small-half-epochs", budget=SMALL.budget // 2, min_epochs=SMALL.min_epochs // 2
     ),
     "r-max-4": dataclasses.replace(SMALL, name="small-r-max-4", r_max=4.0),
+    "compile": dataclasses.replace(SMALL, name="small-compile", extra={"compile_mode": "compile"}),
     "side-by-side": SMALL,
 }
 

@@ -5,7 +5,7 @@ Batch prediction decorates the parent's neighbour list once and masks it per
 configuration (`qcapprox.models.allegro.inference.ParentGraph`); the calculator identifies the
 configuration of its atoms and makes one such call.
 
-Usage: .venv/bin/python benchmarks/allegro.py [--dopant Pt] [--variant ordinary]
+Usage: .venv/bin/python benchmarks/allegro_inference.py [--dopant Pt] [--variant ordinary]
        [--limit 24] [--n 3000] [--threads 2]
 (The member must be registered: calculators/[single-point/]allegro*/<dopant>/limit-XX/.)
 """
