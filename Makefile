@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,20 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
+
+# Rebuild the bundled results from every family shipped in calculators/ (relaxed and
+# single-point labels): the A4 inference set of each bundled dopant, predicted, bundled.
+RESULTS_WORK := runs/results
+results: $(STAMP)
+	rm -rf $(RESULTS_WORK) && mkdir -p $(RESULTS_WORK)
+	stores=; for m in $$($(PY) -c "from qcapprox.parent import BUNDLED_DOPANTS as D; print(*D)"); do \
+	  s=$(RESULTS_WORK)/sc60$$(echo $$m | tr A-Z a-z)13-inference-a4.h5; stores="$$stores $$s"; \
+	  $(VENV)/bin/qcapprox enumerate enumeration/inference-a4.toml -d $$m -o $$s || exit 1; \
+	  for l in relaxed single-point; do \
+	    $(VENV)/bin/qcapprox predict $$s --backbone all --labels $$l --registry calculators || exit 1; \
+	  done; \
+	done; \
+	$(VENV)/bin/qcapprox bundle -o data/results/sc60m13-inference.h5 $$stores
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from qcapprox.cli import app
-from qcapprox.models import family_key
+from qcapprox.models import family_key, trained_backbones
 from qcapprox.models.forest import load_member, registry_dir
 from qcapprox.prediction import predict_store
-from qcapprox.store import Store
+from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
 
 def test_predict_inference_set(tmp_path, inference_pt: Path, pt_labels: str) -> None:
@@ -61,3 +61,31 @@ def test_interrupted_prediction_keeps_finished_limits(
         np.testing.assert_array_equal(handle[f"predictions/{family}/limit-00"][:], first)
         assert np.isfinite(handle[f"metrics/{family}/test_rmse"][[0, 12]]).all()
         assert np.isnan(handle[f"metrics/{family}/test_rmse"][1:12]).all()
+
+
+def test_predict_all_trained_families(tmp_path, inference_pt: Path) -> None:
+    """`--backbone all` predicts with every family that has a card at all 13 limits for
+    the store's dopant and label set, and with nothing else."""
+    registry = tmp_path / "registry"
+    shutil.copytree(
+        registry_dir("rf", "Pt", 0, SINGLE_POINT).parent, registry / "single-point/rf/Pt"
+    )
+    assert trained_backbones("Pt", SINGLE_POINT, registry) == ["rf"]
+    assert trained_backbones("Pt", RELAXED, registry) == []
+    assert trained_backbones("Rh", SINGLE_POINT, registry) == []
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
+    args = ["predict", str(path), "--backbone", "all", "--labels", SINGLE_POINT, "--limits", "24",
+            "--registry", str(registry)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with h5py.File(path) as handle:
+        assert list(handle["predictions"]) == ["rf-single-point"]
+        values = handle["predictions/rf-single-point/limit-24"][:]
+    member = load_member("Pt", 24, labels=SINGLE_POINT, registry=registry)
+    np.testing.assert_allclose(values, member.predict(Store(path).occupancy), rtol=1e-12)
+    (registry / "single-point/rf/Pt/limit-12/card.json").unlink()  # a family with a gap
+    assert trained_backbones("Pt", SINGLE_POINT, registry) == []
+    result = CliRunner().invoke(app, [*args[:-2], "--registry", str(registry), "--labels", RELAXED])
+    assert result.exit_code == 0 and "no family is trained on relaxed" in " ".join(
+        result.output.split()
+    )

@@ -664,7 +664,11 @@ def corpus(
 def predict(
     store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")],
     backbone: Annotated[
-        str, typer.Option(help="rf (or a regressor name), allegro, allegro-sequential, ...")
+        str,
+        typer.Option(
+            help="rf (or a regressor name), allegro, allegro-sequential, ...; all: every "
+            "family trained at all 13 limits for the store's dopant on --labels"
+        ),
     ] = "rf",
     limits: LimitsOpt = "all",
     labels: LabelsOpt = "relaxed",
@@ -672,27 +676,47 @@ def predict(
     registry: RegistryOpt = None,
 ) -> None:
     """Predict the energy above hull of every configuration with a family, per limit."""
-    from qcapprox.models import family_key
-    from qcapprox.prediction import predict_store
+    from qcapprox.models import family_key, trained_backbones
 
     todo = _limits(limits)
+    if backbone == "all":
+        names = trained_backbones(Store(store).parent.dopant, labels, registry)
+        if not names:
+            console.print(f"{store}: no family is trained on {labels} labels for its dopant")
+    else:
+        names = [backbone]
+    for name in names:
+        done = _predict_family(store, name, todo, labels, training, registry)
+        console.print(
+            f"{store}: predictions/{family_key(name, labels)} for limits {done or 'none new'} "
+            f"(energies above hull, eV/atom, models trained on {labels} CHGNet stand-in labels)"
+        )
+
+
+def _predict_family(
+    store: Path,
+    backbone: str,
+    limits: Sequence[int],
+    labels: str,
+    training: Path | None,
+    registry: Path | None,
+) -> list[int]:
+    """`predict_store` under a progress bar; the limits predicted."""
+    from qcapprox.prediction import predict_store
+
     with Progress(
         TextColumn(f"[bold]{backbone}"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:
         job = bar.add_task("predict", total=None)
-        done = predict_store(
+        return predict_store(
             store,
             backbone,
-            todo,
+            limits,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
             labels=labels,
             training=training,
             registry=registry,
         )
-    console.print(
-        f"{store}: predictions/{family_key(backbone, labels)} for limits {done or 'none new'} "
-        f"(energies above hull, eV/atom, models trained on {labels} CHGNet stand-in labels)"
-    )
 
 
 @app.command()

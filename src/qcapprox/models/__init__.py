@@ -163,6 +163,20 @@ BACKBONES: dict[str, Backbone] = {
 }
 
 
+def trained_backbones(
+    dopant: str, labels: str = RELAXED, registry: Path | None = None
+) -> list[str]:
+    """The backbones with a card at every limit for a dopant and label set (in the registry,
+    default the user's then the bundled one), in `BACKBONES` order."""
+    from qcapprox.models.base import CARD
+
+    return [
+        name
+        for name, kind in BACKBONES.items()
+        if all((kind.card_dir(dopant, x, labels, registry) / CARD).exists() for x in LIMITS)
+    ]
+
+
 def backbone(name: str, variant: str | None = None) -> Backbone:
     """A backbone by name (rf, hgb, ..., allegro, allegro-sequential, ...), or the
     `variant` of the kind `name` belongs to (`backbone("allegro", "sequential")`)."""
