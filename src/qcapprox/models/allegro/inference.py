@@ -9,8 +9,9 @@ evaluates the packaged model (nequip's loader, forces switched off) on such batc
 imported when a model is loaded, not with this module.
 
 Registry: ``<registry>/<backbone>/<dopant>/limit-XX/{card.json, model.nequip.zip}`` for
-backbone ``allegro``, ``allegro-sequential`` or ``allegro-pretrained``, whatever the label
-set the member was trained on (the shipped members predate label sets).
+backbone ``allegro``, ``allegro-sequential`` or ``allegro-pretrained`` trained on relaxed
+labels, under ``single-point/`` first for members trained on single points
+(`qcapprox.models.base.member_path`).
 """
 
 from __future__ import annotations
