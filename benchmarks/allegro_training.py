@@ -12,6 +12,8 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 - ``half-budget``: `small` with half the structure passes per stage;
 - ``half-epochs``: `half-budget` with half the minimum epochs as well;
 - ``r-max-4``: `small` with a 4 A cutoff (about half the neighbour pairs of 5 A);
+- ``cosine``: `small` with half the budget and epoch floor, a 4x learning rate (0.02) and a
+  cosine schedule (`Preset.lr_schedule`) instead of halving on plateaus;
 - ``compile``: `small` with nequip's train-time ``torch.compile`` (``compile_mode:
   compile``: the same model, compiled by inductor to C++; `allegro_compile.py` times
   its steps alone);
@@ -59,6 +61,14 @@ SETUPS: dict[str, Preset] = {
         SMALL, name="small-half-epochs", budget=SMALL.budget // 2, min_epochs=SMALL.min_epochs // 2
     ),
     "r-max-4": dataclasses.replace(SMALL, name="small-r-max-4", r_max=4.0),
+    "cosine": dataclasses.replace(
+        SMALL,
+        name="small-cosine",
+        budget=SMALL.budget // 2,
+        min_epochs=SMALL.min_epochs // 2,
+        lr=4 * SMALL.lr,
+        lr_schedule="cosine",
+    ),
     "compile": dataclasses.replace(SMALL, name="small-compile", extra={"compile_mode": "compile"}),
     "side-by-side": SMALL,
 }

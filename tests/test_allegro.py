@@ -263,3 +263,42 @@ def test_limits_train_side_by_side(trained, tmp_path, monkeypatch) -> None:
     assert training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", **given) == cards
     with pytest.raises(AllegroError, match="jobs 0"):
         training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", jobs=0, **given)
+
+
+def test_learning_rate_schedules(tmp_path) -> None:
+    """A plateau preset halves the rate on the validation RMSE; a cosine preset anneals it
+    over the stage's epoch cap to lr / 50; any other schedule is refused."""
+    import torch
+    from hydra.utils import instantiate
+
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro import config, presets
+
+    small = presets.PRESETS["small"]
+    for schedule in presets.LR_SCHEDULES:
+        preset = replace(small, lr_schedule=schedule)
+        stage = config.stage_config(preset, tmp_path, ["Sc", "Pt"], {}, n_train=1000,
+                                    forces=False, lr=0.02)  # fmt: skip
+        entry = stage["training_module"]["lr_scheduler"]
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.02)
+        scheduler = instantiate(entry["scheduler"], optimizer=optimizer)
+        epochs = stage["trainer"]["max_epochs"]
+        assert epochs == preset.epochs(1000)
+        if schedule == "cosine":
+            assert "monitor" not in entry
+            rates = []
+            for _ in range(epochs):
+                optimizer.step()
+                scheduler.step()
+                rates.append(optimizer.param_groups[0]["lr"])
+            assert np.all(np.diff(rates) < 0)  # decreasing every epoch ...
+            assert rates[-1] == pytest.approx(0.02 / presets.COSINE_FLOOR)  # ... to the floor
+            half = 0.02 / 50 + (0.02 - 0.02 / 50) * (1 + np.cos(np.pi * 10 / epochs)) / 2
+            assert rates[9] == pytest.approx(half)  # eq. of Preset's docstring at t = 10
+        else:
+            assert entry["monitor"] == config.MONITOR
+            for _ in range(preset.lr_patience + 2):
+                scheduler.step(1.0)  # no improvement
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    with pytest.raises(AllegroError, match="lr_schedule 'step' is not one of plateau, cosine"):
+        replace(small, lr_schedule="step")

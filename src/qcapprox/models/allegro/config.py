@@ -5,9 +5,9 @@ The config is nequip's own machinery: ``NequIPDataModule`` over the stage's stru
 with their neighbour lists (`qcapprox.models.allegro.data`) and
 ``ChemicalSpeciesToAtomTypeMapper``, nequip's data statistics, ``EnergyOnlyLoss``
 (per-atom energy; ``EnergyForceLoss`` with forces), a ``MetricsManager``, Adam with
-``ReduceLROnPlateau``, and Lightning's ``ModelCheckpoint``, ``EarlyStopping`` and
-``CSVLogger``. Model selection, early stopping and the learning-rate schedule follow the
-validation per-atom energy RMSE (`MONITOR`).
+``ReduceLROnPlateau`` or ``CosineAnnealingLR`` (the preset's ``lr_schedule``), and
+Lightning's ``ModelCheckpoint``, ``EarlyStopping`` and ``CSVLogger``. Model selection, early
+stopping and the plateau schedule follow the validation per-atom energy RMSE (`MONITOR`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from qcapprox.models.allegro.presets import Preset
+from qcapprox.models.allegro.presets import COSINE_FLOOR, Preset
 from qcapprox.settings import SEED
 
 MONITOR = "val0_epoch/per_atom_energy_rmse"
@@ -81,16 +81,7 @@ def stage_config(
         "val_metrics": {"_target_": "nequip.train.MetricsManager", "metrics": metrics},
         "test_metrics": {"_target_": "nequip.train.MetricsManager", "metrics": metrics},
         "optimizer": {"_target_": "torch.optim.Adam", "lr": lr},
-        "lr_scheduler": {
-            "scheduler": {
-                "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
-                "factor": 0.5,
-                "patience": preset.lr_patience,
-            },
-            "monitor": MONITOR,
-            "interval": "epoch",
-            "frequency": 1,
-        },
+        "lr_scheduler": _lr_scheduler(preset, lr, epochs),
         "model": model,
     }
     if preset.ema_decay is not None:
@@ -156,6 +147,23 @@ def stage_config(
         "training_module": training_module,
         "global_options": {"allow_tf32": False},
     }
+
+
+def _lr_scheduler(preset: Preset, lr: float, epochs: int) -> dict:
+    """Lightning's scheduler entry for the preset's schedule (stepped once an epoch)."""
+    if preset.lr_schedule == "cosine":
+        scheduler = {
+            "_target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
+            "T_max": epochs,
+            "eta_min": lr / COSINE_FLOOR,
+        }
+        return {"scheduler": scheduler, "interval": "epoch", "frequency": 1}
+    scheduler = {
+        "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        "factor": 0.5,
+        "patience": preset.lr_patience,
+    }
+    return {"scheduler": scheduler, "monitor": MONITOR, "interval": "epoch", "frequency": 1}
 
 
 def scratch_model(

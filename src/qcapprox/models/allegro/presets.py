@@ -23,6 +23,10 @@ BACKBONES = {
     "pretrained": "allegro-pretrained",
 }
 VARIANTS = tuple(BACKBONES)
+#: Learning-rate schedules of a stage (`Preset.lr_schedule`).
+LR_SCHEDULES = ("plateau", "cosine")
+#: The cosine schedule anneals to lr / COSINE_FLOOR.
+COSINE_FLOOR = 50
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,11 @@ class Preset:
 
     Epochs: a stage runs ``clamp(ceil(budget / n_train), min_epochs, max_epochs)``
     epochs at most, so a small subset gets more passes and every limit costs about the
-    same; early stopping on the validation per-atom energy RMSE (``patience`` epochs)
-    and ReduceLROnPlateau (``lr_patience``) act within that.
+    same; early stopping on the validation per-atom energy RMSE (``patience`` epochs) acts
+    within that. Learning rate (``lr_schedule``): ``plateau`` halves it after
+    ``lr_patience`` epochs without a better validation RMSE (ReduceLROnPlateau);
+    ``cosine`` anneals it over the stage's epochs, lr_t = lr_min + (lr - lr_min)
+    (1 + cos(pi t / T)) / 2 with lr_min = lr / 50 (CosineAnnealingLR).
     """
 
     name: str
@@ -53,6 +60,7 @@ class Preset:
     patience: int
     lr_patience: int
     fine_tune_lr: float
+    lr_schedule: str = "plateau"
     ema_decay: float | None = None
     accelerator: str = "cpu"
     model_dtype: str = "float32"
@@ -97,6 +105,13 @@ class Preset:
         """SHA-256 of the hyper-parameters: a changed preset is another model."""
         text = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise AllegroError(
+                f"preset {self.name}: lr_schedule {self.lr_schedule!r} is not one of "
+                f"{', '.join(LR_SCHEDULES)}"
+            )
 
     def epochs(self, n_train: int, budget: int | None = None) -> int:
         """The epoch cap of a stage with n_train training structures."""
