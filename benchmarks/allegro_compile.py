@@ -73,10 +73,8 @@ def step_seconds(mode: str, dopant: str, data: list[dict]) -> dict:
 
     def step(batch: dict) -> None:
         out = model(batch.copy())
-        atoms = batch[AtomicDataDict.NUM_NODES_KEY]
-        predicted = out[AtomicDataDict.TOTAL_ENERGY_KEY].squeeze(-1) / atoms
-        target = batch[AtomicDataDict.TOTAL_ENERGY_KEY].squeeze(-1) / atoms
-        loss = torch.mean((predicted - target) ** 2)
+        n = batch[atoms]
+        loss = torch.mean(((out[energy] - batch[energy]).squeeze(-1) / n) ** 2)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
