@@ -16,8 +16,10 @@ left at its default thread count (the baseline before qcapprox limited it).
 Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
 `--gradients` times chgnet's CHGNetCalculator against the bundled CHGNetLabeler instead;
 `--malloc` times the labeler with glibc's, dask's and qcapprox's worker malloc settings;
-`--batched` times CHGNet on batches of 1, 4 and 8 structures per model call (what batched
-relaxation, e.g. torch-sim, would do), per structure on one thread.
+`--graph` times chgnet's graph converter against `qcapprox.labeler.crystal_graph` on
+rattled, compressed (relaxation-like) structures; `--batched` times CHGNet on batches of
+1, 4 and 8 structures per model call (what batched relaxation, e.g. torch-sim, would do),
+per structure on one thread.
 """
 
 from __future__ import annotations
@@ -107,6 +109,35 @@ def gradients(parent: Parent, occupancy: np.ndarray, calls: int = 20) -> dict[st
             calc.get_property("stress", atoms.copy())  # energy, forces and stress in one call
             times[key].append(time.perf_counter() - start)
     return {key: float(np.median(t)) for key, t in times.items()}  # fmt: skip
+
+
+def graph(store: Store, n: int = 8, reps: int = 5) -> dict[str, float]:
+    """Median seconds per crystal graph of n training structures, compressed by 5 % and
+    rattled (a relaxed cell has about five times the angles of the parent geometry):
+    chgnet's converter (one Python object per edge) against the array-built graph."""
+    from chgnet.model import CHGNet
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from qcapprox.labeler import crystal_graph
+
+    _init(1)
+    converter = CHGNet.load(verbose=False).graph_converter
+    builders = {
+        "chgnet CrystalGraphConverter": converter,
+        "qcapprox crystal_graph": lambda s: crystal_graph(converter, s),
+    }
+    times: dict[str, list[float]] = {key: [] for key in builders}
+    for row in np.linspace(0, len(store) - 1, n).astype(int):
+        atoms = store.parent.decorate(store.occupancy[row])
+        atoms.set_cell(atoms.cell * 0.95, scale_atoms=True)
+        atoms.rattle(0.05, seed=int(row))
+        structure = AseAtomsAdaptor.get_structure(atoms)
+        for _ in range(reps):
+            for key, build in builders.items():
+                start = time.perf_counter()
+                build(structure)
+                times[key].append(time.perf_counter() - start)
+    return {key: float(np.median(t)) for key, t in times.items()}
 
 
 def batched(store: Store, sizes: tuple[int, ...] = (1, 4, 8), reps: int = 5) -> dict[str, float]:
@@ -246,6 +277,11 @@ def main() -> None:
         action="store_true",
         help="only time CHGNet on batches of 1, 4 and 8 structures per call",
     )
+    parser.add_argument(
+        "--graph",
+        action="store_true",
+        help="only time chgnet's graph converter against the array-built graph",
+    )
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -260,20 +296,20 @@ def main() -> None:
                   f"{f['system_s']:.3f}), {f['page_faults']:,.0f} page faults")  # fmt: skip
         return
     store = Store(args.store or training_store(args.dopant))
-    if args.gradients:
-        seconds = gradients(store.parent, store.occupancy[len(store) // 2])
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"relaxation-gradients-{args.dopant}.json").write_text(json.dumps(seconds))
-        for key, value in seconds.items():
-            print(f"  {key}: {value:.3f} s per energy + forces + stress")
-        return
-    if args.batched:
-        seconds = batched(store)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"relaxation-batched-{args.dopant}.json").write_text(json.dumps(seconds))
-        for key, value in seconds.items():
-            print(f"  {key}: {value:.3f} s per structure (energy + forces + stress)")
-        return
+    timings = {  # mode: (seconds per call by name, unit scale, unit)
+        "gradients": (lambda: gradients(store.parent, store.occupancy[len(store) // 2]),
+                      1, "s per energy + forces + stress"),
+        "graph": (lambda: graph(store), 1000, "ms per graph"),
+        "batched": (lambda: batched(store), 1, "s per structure (energy + forces + stress)"),
+    }  # fmt: skip
+    for mode, (measure, scale, unit) in timings.items():
+        if getattr(args, mode):
+            seconds = measure()
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"relaxation-{mode}-{args.dopant}.json").write_text(json.dumps(seconds))
+            for key, value in seconds.items():
+                print(f"  {key}: {value * scale:.3f} {unit}")
+            return
     if args.table:
         saved = json.loads(args.table.read_text())
         report(summarize(saved["runs"], args.workers, args.tight), saved["layouts"])

@@ -262,6 +262,36 @@ def test_bundled_labeler_equals_chgnet_calculator() -> None:
     np.testing.assert_allclose(got["stress"], voigt, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["sc57pt13", "fcc-pt"])
+def test_crystal_graph_equals_chgnet_converter(cell: str) -> None:
+    """The array-built graph is chgnet's own, index for index: a rattled, compressed
+    Sc57Pt13 (thousands of angles) and one-atom fcc Pt (every edge to a periodic image of
+    the atom itself, paired with its reverse image)."""
+    from ase.build import bulk
+    from chgnet.model import CHGNet
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from qcapprox.labeler import crystal_graph
+
+    if cell == "fcc-pt":
+        atoms = bulk("Pt", "fcc", a=3.92)
+    else:
+        parent = Parent.load("Pt")
+        atoms = parent.decorate(parent.known_phase())
+        atoms.set_cell(atoms.cell * 0.93, scale_atoms=True)
+        atoms.rattle(0.1, seed=5)
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    converter = CHGNet.load(verbose=False).graph_converter
+    expected, got = converter(structure), crystal_graph(converter, structure)
+    assert len(expected.bond_graph) > (1000 if cell == "sc57pt13" else 100)
+    fields = ("atomic_number", "atom_frac_coord", "atom_graph", "neighbor_image",
+              "directed2undirected", "undirected2directed", "bond_graph", "lattice")  # fmt: skip
+    for field in fields:
+        a, b = getattr(expected, field), getattr(got, field)
+        assert a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all()), field
+    assert got.composition == expected.composition
+
+
 def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path) -> None:
     """A background run (output to a file) gets plain progress lines with rate and time
     left, and the summary; the labels are written."""
