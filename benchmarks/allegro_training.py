@@ -14,6 +14,8 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 - ``r-max-4``: `small` with a 4 A cutoff (about half the neighbour pairs of 5 A);
 - ``cosine``: `small` with half the budget and epoch floor, a 4x learning rate (0.02) and a
   cosine schedule (`Preset.lr_schedule`) instead of halving on plateaus;
+- ``cosine-scratch``: ``cosine`` for the stages trained from scratch, `small`'s plateau
+  schedule, budget and epoch floor for the fine-tuning stages (`Preset.fine_tune`);
 - ``compile``: `small` with nequip's train-time ``torch.compile`` (``compile_mode:
   compile``: the same model, compiled by inductor to C++; `allegro_compile.py` times
   its steps alone);
@@ -50,6 +52,14 @@ from qcapprox.settings import THREADS_ENV
 
 RESULTS = Path(__file__).parent / "results"
 SMALL = PRESETS["small"]
+COSINE = dataclasses.replace(
+    SMALL,
+    name="small-cosine",
+    budget=SMALL.budget // 2,
+    min_epochs=SMALL.min_epochs // 2,
+    lr=4 * SMALL.lr,
+    lr_schedule="cosine",
+)
 SETUPS: dict[str, Preset] = {
     "lists-per-epoch": SMALL,
     "small": SMALL,
@@ -61,13 +71,11 @@ SETUPS: dict[str, Preset] = {
         SMALL, name="small-half-epochs", budget=SMALL.budget // 2, min_epochs=SMALL.min_epochs // 2
     ),
     "r-max-4": dataclasses.replace(SMALL, name="small-r-max-4", r_max=4.0),
-    "cosine": dataclasses.replace(
-        SMALL,
-        name="small-cosine",
-        budget=SMALL.budget // 2,
-        min_epochs=SMALL.min_epochs // 2,
-        lr=4 * SMALL.lr,
-        lr_schedule="cosine",
+    "cosine": COSINE,
+    "cosine-scratch": dataclasses.replace(
+        COSINE,
+        name="small-cosine-scratch",
+        fine_tune={key: getattr(SMALL, key) for key in ("lr_schedule", "budget", "min_epochs")},
     ),
     "compile": dataclasses.replace(SMALL, name="small-compile", extra={"compile_mode": "compile"}),
     "side-by-side": SMALL,
@@ -162,20 +170,23 @@ def main() -> None:
           f"the neighbour list, {1e3 * pipeline['lists_stored_s']:.2f} ms stored")  # fmt: skip
     out = RESULTS / f"allegro-training-{args.dopant}-{args.limit}.json"
     setups = args.setups.split(",")
-    # rows of other set-ups from an earlier run are kept
-    rows = [r for r in json.loads(out.read_text())["rows"] if r["setup"] not in setups] if (
+    # rows of other set-ups or variants from an earlier run are kept
+    rows = [r for r in json.loads(out.read_text())["rows"]
+            if r["setup"] not in setups or r.get("variant", "ordinary") != args.variant] if (
         out.exists()) else []  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     # the per-epoch set-up patches the runner for good: it runs last
     for setup in sorted(setups, key=lambda s: s == "lists-per-epoch"):
-        rows.append(train(setup, args))
+        rows.append({**train(setup, args), "variant": args.variant})
         out.write_text(json.dumps({"args": vars(args), "pipeline": pipeline, "rows": rows}))
         print(json.dumps(rows[-1]))
-    print("| set-up | minutes | members/h | epochs | s/epoch | validation RMSE | test RMSE |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| set-up | variant | minutes | members/h | epochs | s/epoch | validation RMSE | "
+          "test RMSE |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         rate = f"{r['members_per_hour']:.1f}" if "members_per_hour" in r else "-"
-        print(f"| {r['setup']} | {r['minutes']:.1f} | {rate} | {r['epochs']:.0f} | "
+        print(f"| {r['setup']} | {r.get('variant', 'ordinary')} | {r['minutes']:.1f} | "
+              f"{rate} | {r['epochs']:.0f} | "
               f"{r['seconds_per_epoch']:.1f} | {r['validation_rmse']:.4f} | "
               f"{r['test_rmse']:.4f} |")  # fmt: skip
 

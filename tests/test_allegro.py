@@ -302,3 +302,42 @@ def test_learning_rate_schedules(tmp_path) -> None:
             assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
     with pytest.raises(AllegroError, match="lr_schedule 'step' is not one of plateau, cosine"):
         replace(small, lr_schedule="step")
+
+
+def test_fine_tuning_stages_take_the_presets_fine_tune_fields(trained, tmp_path, monkeypatch):
+    """A preset with a cosine schedule from scratch and `fine_tune` = plateau, two epochs
+    at least: the sequential variant's first stage anneals for one epoch (tiny's budget),
+    its second (fine-tuning) stage halves on plateaus for two; fields other than
+    FINE_TUNE_FIELDS are refused; presets without `fine_tune` keep the digest their
+    shipped cards record."""
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro import presets, runner, training
+    from qcapprox.paths import REGISTRY_DIR
+
+    preset = replace(presets.PRESETS["tiny"], name="tiny-fine-tune", lr_schedule="cosine",
+                     fine_tune={"lr_schedule": "plateau", "min_epochs": 2})  # fmt: skip
+    configs: list[dict] = []
+
+    def capture(stage_dir: Path, config: dict) -> dict:
+        configs.append(config)
+        if len(configs) == 2:
+            raise KeyboardInterrupt  # both stages configured: stop before packaging
+        return {"epochs": 1, "seconds": 0.0}
+
+    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "run_stage", capture)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_allegro_member("Pt", 24, "sequential", preset, tmp_path / "work",
+                                      store=trained["store"], registry=tmp_path / "registry",
+                                      labels="single-point")  # fmt: skip
+    first, second = (c["training_module"]["lr_scheduler"]["scheduler"] for c in configs)
+    assert first["_target_"].endswith("CosineAnnealingLR")
+    assert second["_target_"].endswith("ReduceLROnPlateau")
+    assert [c["trainer"]["max_epochs"] for c in configs] == [1, 2]
+    with pytest.raises(AllegroError, match="fine_tune sets r_max"):
+        replace(preset, fine_tune={"r_max": 4.0})
+    with pytest.raises(AllegroError, match="lr_schedule 'step'"):
+        replace(preset, fine_tune={"lr_schedule": "step"})
+    corpus = json.loads((REGISTRY_DIR / "allegro-pretrained/corpus/small/card.json").read_text())
+    assert presets.PRESETS["small"].digest() == corpus["preset_sha256"]
+    assert preset.digest() != replace(preset, fine_tune={}).digest()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from qcapprox.errors import AllegroError
 from qcapprox.settings import SEED
@@ -27,6 +27,12 @@ VARIANTS = tuple(BACKBONES)
 LR_SCHEDULES = ("plateau", "cosine")
 #: The cosine schedule anneals to lr / COSINE_FLOOR.
 COSINE_FLOOR = 50
+#: Fields added after the first cards were written: left out of `Preset.digest` while they
+#: hold their defaults, so that the digests of earlier presets (and their cards) stay valid.
+LATER_FIELDS = ("lr_schedule", "fine_tune")
+#: The fields a preset may set apart for its fine-tuning stages (`Preset.fine_tune`).
+FINE_TUNE_FIELDS = ("lr_schedule", "budget", "min_epochs", "max_epochs", "patience",
+                    "lr_patience")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,11 @@ class Preset:
     ``lr_patience`` epochs without a better validation RMSE (ReduceLROnPlateau);
     ``cosine`` anneals it over the stage's epochs, lr_t = lr_min + (lr - lr_min)
     (1 + cos(pi t / T)) / 2 with lr_min = lr / 50 (CosineAnnealingLR).
+
+    A fine-tuning stage (a saved model trained further at ``fine_tune_lr``: the sequential
+    variant's second stage, the pretrained variant's only one) runs with the fields of
+    ``fine_tune`` in place of the preset's own (`FINE_TUNE_FIELDS`), e.g. a cosine
+    schedule from scratch and the plateau schedule when fine-tuning.
     """
 
     name: str
@@ -65,6 +76,7 @@ class Preset:
     accelerator: str = "cpu"
     model_dtype: str = "float32"
     corpus_budget: int = 40_000
+    fine_tune: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def model_kwargs(self) -> dict:
@@ -103,7 +115,12 @@ class Preset:
 
     def digest(self) -> str:
         """SHA-256 of the hyper-parameters: a changed preset is another model."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        values = asdict(self)
+        for spec in fields(self):
+            default = spec.default if spec.default_factory is MISSING else spec.default_factory()
+            if spec.name in LATER_FIELDS and values[spec.name] == default:
+                del values[spec.name]
+        text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def __post_init__(self) -> None:
@@ -112,6 +129,17 @@ class Preset:
                 f"preset {self.name}: lr_schedule {self.lr_schedule!r} is not one of "
                 f"{', '.join(LR_SCHEDULES)}"
             )
+        unknown = sorted(set(self.fine_tune) - set(FINE_TUNE_FIELDS))
+        if unknown:
+            raise AllegroError(
+                f"preset {self.name}: fine_tune sets {', '.join(unknown)}; it may set only "
+                f"{', '.join(FINE_TUNE_FIELDS)}"
+            )
+        self.fine_tuning()  # its schedule is checked as well
+
+    def fine_tuning(self) -> Preset:
+        """The preset of a fine-tuning stage: this one with the fields of `fine_tune`."""
+        return replace(self, **self.fine_tune, fine_tune={}) if self.fine_tune else self
 
     def epochs(self, n_train: int, budget: int | None = None) -> int:
         """The epoch cap of a stage with n_train training structures."""

@@ -41,7 +41,8 @@ class Stage:
     the model section of its config and its learning rate.
 
     `name` is the stage's name in the card, `directory` its run directory in the work
-    directory (the name by default), `notes` extra fields of its record in the card.
+    directory (the name by default), `notes` extra fields of its record in the card;
+    a `fine_tune` stage runs with the preset's fine-tuning fields (`Preset.fine_tuning`).
     """
 
     name: str
@@ -50,6 +51,7 @@ class Stage:
     model: dict
     lr: float
     budget: int | None = None
+    fine_tune: bool = False
     directory: str = ""
     notes: dict = field(default_factory=dict)
 
@@ -93,7 +95,8 @@ def run_stages(
         for split, rows in (("train", stage.train), ("val", stage.validation)):
             if not (stage_dir / DATASETS[split]).exists():
                 write_dataset(stage_dir / DATASETS[split], images(rows), r_max)
-        config = stage_config(preset, stage_dir, type_names, stage.model, len(stage.train),
+        settings = preset.fine_tuning() if stage.fine_tune else preset
+        config = stage_config(settings, stage_dir, type_names, stage.model, len(stage.train),
                               forces, stage.lr, stage.budget)  # fmt: skip
         record = run_stage(stage_dir, config)
         records.append({**record, "name": stage.name, "train": len(stage.train),

@@ -193,7 +193,7 @@ def _sequential(job: Job) -> Plan:
     )
     second = Stage("stage2-a5-pristine", job.rows(TRAIN, "pristine"),
                    val_p if len(val_p) else val_all, tuned, job.preset.fine_tune_lr,
-                   notes={"validated_on": checked_p})  # fmt: skip
+                   fine_tune=True, notes={"validated_on": checked_p})  # fmt: skip
     return Plan([first, second], job.types, model)
 
 
@@ -207,7 +207,8 @@ def _pretrained(job: Job) -> Plan:
         {"_target_": "nequip.model.ModelFromPackage", "package_path": base["model_path"]},
         job.forces,
     )
-    stage = Stage("finetune", job.rows(TRAIN), job.rows(VALIDATION), tuned, job.preset.fine_tune_lr)
+    train, val, lr = job.rows(TRAIN), job.rows(VALIDATION), job.preset.fine_tune_lr
+    stage = Stage("finetune", train, val, tuned, lr, fine_tune=True)
     card = {"corpus": base["corpus"], "corpus_sha256": base["corpus_sha256"],
             "corpus_model": base["model_path"]}  # fmt: skip
     return Plan([stage], base["type_names"], base["hyperparameters"], card)
