@@ -14,8 +14,8 @@ test RMSE (eV/atom, energy above the hull, the 63 test structures). Set-ups:
 - ``r-max-4``: `small` with a 4 A cutoff (about half the neighbour pairs of 5 A);
 - ``cosine``: `small` with half the budget and epoch floor, a 4x learning rate (0.02) and a
   cosine schedule (`Preset.lr_schedule`) instead of halving on plateaus;
-- ``cosine-scratch``: ``cosine`` for the stages trained from scratch, `small`'s plateau
-  schedule, budget and epoch floor for the fine-tuning stages (`Preset.fine_tune`);
+- ``fast``: the `fast` preset, ``cosine`` for the stages trained from scratch and `small`'s
+  plateau schedule, budget and epoch floor for the fine-tuning stages (`Preset.fine_tune`);
 - ``compile``: `small` with nequip's train-time ``torch.compile`` (``compile_mode:
   compile``: the same model, compiled by inductor to C++; `allegro_compile.py` times
   its steps alone);
@@ -72,11 +72,7 @@ SETUPS: dict[str, Preset] = {
     ),
     "r-max-4": dataclasses.replace(SMALL, name="small-r-max-4", r_max=4.0),
     "cosine": COSINE,
-    "cosine-scratch": dataclasses.replace(
-        COSINE,
-        name="small-cosine-scratch",
-        fine_tune={key: getattr(SMALL, key) for key in ("lr_schedule", "budget", "min_epochs")},
-    ),
+    "fast": PRESETS["fast"],
     "compile": dataclasses.replace(SMALL, name="small-compile", extra={"compile_mode": "compile"}),
     "side-by-side": SMALL,
 }

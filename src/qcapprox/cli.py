@@ -578,7 +578,12 @@ def train(
         str | None,
         typer.Option(help="allegro: ordinary (default), sequential or pretrained."),
     ] = None,
-    preset: Annotated[str, typer.Option(help="allegro: small (CPU) or paper (GPU).")] = "small",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="allegro: small (CPU), fast (small in about half the time) or paper (GPU)."
+        ),
+    ] = "small",
     forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,
     corpus: Annotated[
         Path | None,
