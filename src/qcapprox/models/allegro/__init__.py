@@ -7,7 +7,7 @@ Hydra config per training stage is written next to its data and run with ``nequi
 ``.nequip.zip`` archive, and that file is the model of the registry. No network and no
 training loop is written here. The modules, by job:
 
-* `presets`    hyper-parameter presets (small, paper, tiny) and the variants' backbone names;
+* `presets`    hyper-parameter presets (small, fast, paper, tiny) and the variants' backbone names;
 * `config`     the nequip-train config of a stage and its model section;
 * `runner`     stages run by one loop in subprocesses (``nequip-train``), packaging;
 * `inference`  packaged members from the registry, batch energies on the parent's
