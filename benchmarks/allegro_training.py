@@ -52,14 +52,8 @@ from qcapprox.settings import THREADS_ENV
 
 RESULTS = Path(__file__).parent / "results"
 SMALL = PRESETS["small"]
-COSINE = dataclasses.replace(
-    SMALL,
-    name="small-cosine",
-    budget=SMALL.budget // 2,
-    min_epochs=SMALL.min_epochs // 2,
-    lr=4 * SMALL.lr,
-    lr_schedule="cosine",
-)
+# `fast` with its from-scratch schedule in the fine-tuning stages as well
+COSINE = dataclasses.replace(PRESETS["fast"], name="small-cosine", fine_tune={})
 SETUPS: dict[str, Preset] = {
     "lists-per-epoch": SMALL,
     "small": SMALL,

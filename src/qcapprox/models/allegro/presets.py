@@ -231,7 +231,7 @@ PRESETS["fast"] = replace(
     budget=_SMALL.budget // 2,
     min_epochs=_SMALL.min_epochs // 2,
     lr_schedule="cosine",
-    fine_tune={"lr_schedule": "plateau", "budget": _SMALL.budget, "min_epochs": _SMALL.min_epochs},
+    fine_tune={key: getattr(_SMALL, key) for key in ("lr_schedule", "budget", "min_epochs")},
 )
 
 
