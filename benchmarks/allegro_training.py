@@ -27,7 +27,8 @@ Before training, the data pipeline alone is timed: one pass over the training st
 with the neighbour list computed (as every epoch did) and read back precomputed.
 
     python benchmarks/allegro_training.py --dopant Pt --limit 24 --labels single-point
-Writes benchmarks/results/allegro-training-<dopant>-<limit>.json and prints a table.
+Writes benchmarks/results/allegro-training-<dopant>-<limit>.json (``-relaxed.json`` on
+relaxed labels) and prints a table.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def main() -> None:
     pipeline = pipeline_seconds(args.dopant, args.labels)
     print(f"data pipeline per structure: {1e3 * pipeline['lists_per_epoch_s']:.2f} ms with "
           f"the neighbour list, {1e3 * pipeline['lists_stored_s']:.2f} ms stored")  # fmt: skip
-    out = RESULTS / f"allegro-training-{args.dopant}-{args.limit}.json"
+    suffix = "-relaxed" if args.labels == "relaxed" else ""
+    out = RESULTS / f"allegro-training-{args.dopant}-{args.limit}{suffix}.json"
     setups = args.setups.split(",")
     # rows of other set-ups or variants from an earlier run are kept
     rows = [r for r in json.loads(out.read_text())["rows"]
