@@ -28,6 +28,7 @@ from qcapprox.enumeration import Enumerator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
+from qcapprox.models.allegro.presets import DEFAULT_PRESET
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
 from qcapprox.settings import SEED
@@ -581,9 +582,10 @@ def train(
     preset: Annotated[
         str,
         typer.Option(
-            help="allegro: small (CPU), fast (small in about half the time) or paper (GPU)."
+            help="allegro: fast (the default: small's model, a faster schedule), small "
+            "(CPU) or paper (GPU)."
         ),
-    ] = "small",
+    ] = DEFAULT_PRESET,
     forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,
     corpus: Annotated[
         Path | None,

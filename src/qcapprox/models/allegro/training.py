@@ -64,7 +64,7 @@ from qcapprox.models.allegro.inference import (
     model_fields,
     registry_dir,
 )
-from qcapprox.models.allegro.presets import Preset, backbone_of, get_preset
+from qcapprox.models.allegro.presets import DEFAULT_PRESET, Preset, backbone_of, get_preset
 from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
 from qcapprox.models.base import (
     TrainingSet,
@@ -226,7 +226,7 @@ def train_allegro_member(
     dopant: str,
     limit: int,
     variant: str = "ordinary",
-    preset: str | Preset = "small",
+    preset: str | Preset = DEFAULT_PRESET,
     workdir: str | Path | None = None,
     *,
     store: str | Path | None = None,
@@ -330,7 +330,7 @@ def train_allegro_family(
     dopant: str,
     variant: str = "ordinary",
     limits: Sequence[int] = LIMITS,
-    preset: str | Preset = "small",
+    preset: str | Preset = DEFAULT_PRESET,
     progress: Callable[[int, int], None] | None = None,
     jobs: int = 1,
     **kwargs,
