@@ -28,10 +28,9 @@ from qcapprox.enumeration import Enumerator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
-from qcapprox.models.allegro.presets import DEFAULT_PRESET
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
-from qcapprox.settings import SEED
+from qcapprox.settings import DEFAULT_PRESET, SEED
 from qcapprox.store import LABEL_KINDS, Store, writer_lock
 
 app = typer.Typer(

@@ -233,11 +233,6 @@ PRESETS["fast"] = replace(
     lr_schedule="cosine",
     fine_tune={key: getattr(_SMALL, key) for key in ("lr_schedule", "budget", "min_epochs")},
 )
-# what families are trained with unless told: `fast`, which on relaxed labels (Pt, limits 8
-# and 14, three variants) fit the validation sets better than `small` in all six members
-# and the test set better on average, in 0.54-0.73x the minutes for the variants trained
-# from scratch (README "Faster Allegro training")
-DEFAULT_PRESET = "fast"
 
 
 def get_preset(preset: str | Preset) -> Preset:

@@ -64,7 +64,7 @@ from qcapprox.models.allegro.inference import (
     model_fields,
     registry_dir,
 )
-from qcapprox.models.allegro.presets import DEFAULT_PRESET, Preset, backbone_of, get_preset
+from qcapprox.models.allegro.presets import Preset, backbone_of, get_preset
 from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
 from qcapprox.models.base import (
     TrainingSet,
@@ -77,7 +77,7 @@ from qcapprox.models.base import (
     training_path,
 )
 from qcapprox.paths import cache_root
-from qcapprox.settings import THREADS_ENV
+from qcapprox.settings import DEFAULT_PRESET, THREADS_ENV
 from qcapprox.store import RELAXED
 
 CARD_VERSIONS = (
