@@ -50,13 +50,10 @@ def test_known_phase_relaxes_onto_the_hull(parent_pt: Parent) -> None:
     "relaxed" not in Store(training_store("Pt")).labels,
     reason="the bundled Pt training set has no relaxed labels yet (relabeling in progress)",
 )
-def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, tmp_path) -> None:
+def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, inference_pt) -> None:
     """The relaxed RF family at limit 24 puts Sc57Pt13 within NEAR of the hull and among
     the lowest TOP of the 15,327 A4 inference configurations."""
-    from qcapprox.enumeration.recipe import Recipe
-    from qcapprox.enumeration.run import run_recipe
     from qcapprox.models import backbone
-    from qcapprox.paths import RECIPES_DIR
 
     calc = ForestHullCalculator(dopant="Pt", limit=24)
     atoms = parent_pt.decorate(parent_pt.known_phase())
@@ -64,7 +61,5 @@ def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, tmp_
     atoms.get_potential_energy()
     known = calc.get_property("e_above_hull")
     assert known < NEAR
-    out = tmp_path / "a4.h5"
-    run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), parent_pt, out)
-    every = backbone("rf").load("Pt", 24).predict(Store(out).occupancy)
+    every = backbone("rf").load("Pt", 24).predict(Store(inference_pt).occupancy)
     assert (every < known).mean() < TOP
