@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench relabel results clean
+.PHONY: demo test lint bench relabel families results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,15 +24,30 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
 
+# Exit status 0 when the store named by the argument holds relaxed labels.
+RELAXED_DONE := $(PY) -c "import sys; from qcapprox.store import Store; \
+	sys.exit('relaxed' not in Store(sys.argv[1]).labels)"
+
 # The relaxed relabeling of the bundled training sets, in the issues' order (Pt, Rh, Pd,
 # Ir), each resuming its committed journal; sets already labelled are skipped, and a failed
 # or interrupted run stops the chain.
 relabel: $(STAMP)
 	for m in pt rh pd ir; do s=data/training/sc60$${m}13.h5; \
-	  if $(PY) -c "import sys; from qcapprox.store import Store; \
-	      sys.exit('relaxed' not in Store(sys.argv[1]).labels)" $$s; then \
-	    echo "$$s: relaxed labels done"; continue; fi; \
+	  if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
 	  $(VENV)/bin/qcapprox label $$s --relax || exit $$?; \
+	done
+
+# The bundled families on the relaxed labels of every set whose relabeling is done: RF,
+# then the three Allegro variants (default preset, two limits at once), into calculators/.
+# Finished limits are kept, so a stopped run resumes where it stopped.
+families: $(STAMP)
+	for m in Pt Rh Pd Ir; do s=data/training/sc60$$(echo $$m | tr A-Z a-z)13.h5; \
+	  if ! $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels not done yet"; continue; fi; \
+	  $(VENV)/bin/qcapprox train rf -d $$m --registry calculators || exit $$?; \
+	  for v in ordinary sequential pretrained; do \
+	    $(VENV)/bin/qcapprox train allegro -d $$m --variant $$v --jobs 2 \
+	      --registry calculators || exit $$?; \
+	  done; \
 	done
 
 # Rebuild the bundled results from every family shipped in calculators/ (relaxed and
