@@ -24,6 +24,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
 
+# The bundled dopants in the issues' order, and the training store of dopant $$m in a loop.
+DOPANTS := Pt Rh Pd Ir
+STORE_OF_M := data/training/sc60$$(echo $$m | tr A-Z a-z)13.h5
 # Exit status 0 when the store named by the argument holds relaxed labels.
 RELAXED_DONE := $(PY) -c "import sys; from qcapprox.store import Store; \
 	sys.exit('relaxed' not in Store(sys.argv[1]).labels)"
@@ -32,7 +35,7 @@ RELAXED_DONE := $(PY) -c "import sys; from qcapprox.store import Store; \
 # Ir), each resuming its committed journal; sets already labelled are skipped, and a failed
 # or interrupted run stops the chain.
 relabel: $(STAMP)
-	for m in pt rh pd ir; do s=data/training/sc60$${m}13.h5; \
+	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
 	  $(VENV)/bin/qcapprox label $$s --relax || exit $$?; \
 	done
@@ -41,7 +44,7 @@ relabel: $(STAMP)
 # then the three Allegro variants (default preset, two limits at once), into calculators/.
 # Finished limits are kept, so a stopped run resumes where it stopped.
 families: $(STAMP)
-	for m in Pt Rh Pd Ir; do s=data/training/sc60$$(echo $$m | tr A-Z a-z)13.h5; \
+	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if ! $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels not done yet"; continue; fi; \
 	  $(VENV)/bin/qcapprox train rf -d $$m --registry calculators || exit $$?; \
 	  for v in ordinary sequential pretrained; do \
