@@ -24,7 +24,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
 
-# The bundled dopants in the issues' order, and the training store of dopant $$m in a loop.
+# qcapprox.parent.BUNDLED_DOPANTS in the order the issues relabel them, and the training
+# store of dopant $$m in a loop.
 DOPANTS := Pt Rh Pd Ir
 STORE_OF_M := data/training/sc60$$(echo $$m | tr A-Z a-z)13.h5
 # Exit status 0 when the store named by the argument holds relaxed labels.
