@@ -320,5 +320,17 @@ def test_study_comparison_by_hand() -> None:
     # means over limits 0-22: ordinary 11/12, sequential 11.5/12, pretrained 10/12
     assert steadies.ours == "Pt sequential 0.96 vs 0.92; Pt pretrained 0.83 vs 0.92"
     assert steadies.verdict == "does not"  # 1 of 2 is not more than half
+    # where a B_24 is empty its recalls are 1 by the study's convention, and the row says so
+    vacuous = {"Pt": {"rf": True, "allegro": False}, "Rh": {"rf": False}}
+    rows = {f.claim: f for f in analysis.study_comparison(rmse, recall, vacuous)}
+    rf_recall = rows["Random Forest recall vs limit 24"]
+    assert rf_recall.ours == (
+        "Pt 12/12 limits (min 1.00; rf B24 empty: recall 1 by the study's convention); "
+        "Rh 11/12 limits (min 0.50)"
+    )
+    falls = rows["ordinary Allegro recall vs limit 24 falls further than RF's"]
+    assert falls.ours.startswith(
+        "Pt Allegro min 0.00, RF min 1.00; rf B24 empty: recall 1 by the study's convention; Rh"
+    )
     empty = analysis.study_comparison({}, {})
     assert {f.verdict for f in empty} == {"no data"} and {f.ours for f in empty} == {"-"}

@@ -292,3 +292,18 @@ def test_study_comparison_in_report_md(report) -> None:
     rmse = np.sqrt(np.mean((metrics.test_predictions - metrics.test_target) ** 2, axis=1))
     assert rows["Random Forest test RMSE (eV/atom)"][1] == f"Pt rf {rmse.mean():.4f}"
     assert rows["gradient boosting test RMSE (eV/atom)"][1:] == ["-", "no data"]
+
+
+def test_nothing_below_the_threshold_is_said(report, tmp_path) -> None:
+    """When no family puts a configuration below the threshold at limit 24, report.md says
+    that the recalls are 1 by convention and names the slightly positive threshold; at a
+    threshold that leaves sets, it does not."""
+    results, out, _, _ = report
+    assert "No family trained on" not in (out / "report.md").read_text()
+    with Results(results) as res:
+        lowest = min(np.nanmin(res.predictions("Pt", b)[12]) for b in res.backbones("Pt"))
+    write_report(results, tmp_path, threshold=lowest - 1e-6, formats=("svg",))
+    text = (tmp_path / "report.md").read_text()
+    assert "No family trained on relaxed labels predicts a configuration below" in text
+    assert "--threshold 0.02" in text
+    assert "rf B24 empty: recall 1 by the study's convention" in text

@@ -442,7 +442,7 @@ async def test_empty_sets_and_recall_convention(results_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         text = screen_text(app)
-        assert "every set empty below -1.000" in text
+        assert "every set empty below -1.000 (t: threshold)" in text
         assert "recall 1: B24 empty" in text
         np.testing.assert_array_equal(app.view.primary.recall, np.ones(13))
 

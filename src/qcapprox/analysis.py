@@ -324,6 +324,7 @@ def _min_finite(values: np.ndarray) -> float:
 def study_comparison(
     rmse: Mapping[str, Mapping[str, np.ndarray]],
     recall: Mapping[str, Mapping[str, np.ndarray]],
+    empty: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> list[Finding]:
     """The study's headline results beside ours, row by row.
 
@@ -332,9 +333,17 @@ def study_comparison(
     threshold. Backbones are named without a label-set suffix (rf, hgb, allegro,
     allegro-sequential, ...). RMSE rows compare the mean over limits per dopant with the
     study's figure (`SAME_SCALE`); ordering rows count limits; recall rows use limits
-    0-22 (the limit-24 recall is 1 by definition).
+    0-22 (the limit-24 recall is 1 by definition). `empty[dopant][backbone]` is True where
+    B_24 is empty: its recalls are 1 by the study's convention, and the row says so.
     """
     out: list[Finding] = []
+
+    def vacuous(dopant: str, *backbones: str) -> str:
+        """What the recall figures of these families rest on when a B_24 is empty."""
+        names = [b for b in backbones if (empty or {}).get(dopant, {}).get(b, False)]
+        if not names:
+            return ""
+        return f"; {', '.join(names)} B24 empty: recall 1 by the study's convention"
 
     def scale(claim: str, key: str, names: tuple[str, ...]) -> None:
         low, high = STUDY_RMSE[key]
@@ -377,7 +386,11 @@ def study_comparison(
             if not values.size:
                 continue
             k = int((values == 1).sum())
-            parts.append(f"{dopant} {k}/{len(values)} limits (min {values.min():.2f})")
+            parts.append(
+                f"{dopant} {k}/{len(values)} limits (min {values.min():.2f}"
+                + vacuous(dopant, "rf")
+                + ")"
+            )
             hits, total = hits + k, total + len(values)
     out.append(Finding("Random Forest recall vs limit 24", "1 at every limit",
                        "; ".join(parts) or "-", _verdict(hits, total)))  # fmt: skip
@@ -388,7 +401,10 @@ def study_comparison(
             lowest, forest = (_min_finite(np.asarray(families[b])[:-1]) for b in (ordinary, "rf"))
             if not (np.isfinite(lowest) and np.isfinite(forest)):
                 continue
-            parts.append(f"{dopant} Allegro min {lowest:.2f}, RF min {forest:.2f}")
+            parts.append(
+                f"{dopant} Allegro min {lowest:.2f}, RF min {forest:.2f}"
+                + vacuous(dopant, ordinary, "rf")
+            )
             hits, total = hits + int(lowest < forest), total + 1
     out.append(Finding("ordinary Allegro recall vs limit 24 falls further than RF's",
                        "0 to 1 (RF: 1)", "; ".join(parts) or "-",
@@ -402,7 +418,10 @@ def study_comparison(
         for name in ALLEGRO[1:]:
             if name in families:
                 mean = finite_mean(np.asarray(families[name])[:-1])
-                parts.append(f"{dopant} {name.removeprefix('allegro-')} {mean:.2f} vs {base:.2f}")
+                parts.append(
+                    f"{dopant} {name.removeprefix('allegro-')} {mean:.2f} vs {base:.2f}"
+                    + vacuous(dopant, ordinary, name)
+                )
                 hits, total = hits + int(mean >= base), total + 1
     out.append(Finding("pre-training steadies Allegro's below-hull sets (mean recall)",
                        "sequential and pretrained above ordinary", "; ".join(parts) or "-",

@@ -558,7 +558,11 @@ class QcapproxApp(App[None]):
             fam.overlap.matrix(self.metric),
             METRIC_KINDS[self.metric],
             self._extra_rows(fam, False),
-            empty="" if fam.sizes.any() else f"every set empty below {view.threshold:+.3f}",
+            empty=(
+                ""
+                if fam.sizes.any()
+                else f"every set empty below {view.threshold:+.3f} (t: threshold)"
+            ),
         )
         self.query_one("#limits-title", Static).update(
             f"{METRIC_TEXT[self.metric]} · rows i, columns j: limits"
