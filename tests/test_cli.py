@@ -109,3 +109,40 @@ def test_corpus_option_is_for_pretrained_only(tmp_path) -> None:
         app, ["train", "rf", "--dopant", "Pt", "--corpus", str(tmp_path / "c.extxyz")]
     )
     assert result.exit_code != 0 and "--variant pretrained" in str(result.exception)
+
+
+def test_demo_table_at_limit_24(results_path) -> None:
+    """The demo's summary: per dopant, the set sizes below 0 and below the slightly positive
+    threshold of the family's labels, and the known phase's prediction and rank at limit
+    24, as counted here from the predictions."""
+    from rich.console import Console
+
+    from qcapprox.analysis import SLIGHTLY_POSITIVE
+    from qcapprox.cli import demo_table
+    from qcapprox.results import Results
+    from qcapprox.store import RELAXED
+
+    with Results(results_path) as res:
+        dopants = res.dopants
+        expected = {}
+        for dopant in dopants:
+            e = res.predictions(dopant, "rf")[-1]
+            row = res.known_phase_row(dopant)
+            assert row is not None
+            expected[dopant] = [
+                f"{(e < 0).sum():,}", f"{SLIGHTLY_POSITIVE[RELAXED]:g}",
+                f"{(e < SLIGHTLY_POSITIVE[RELAXED]).sum():,}", f"{e[row]:+.3f}",
+                f"{int((e < e[row]).sum()) + 1:,}",
+            ]  # fmt: skip
+    table, any_below = demo_table(results_path, {d: "rf" for d in dopants})
+    console = Console(record=True, width=80)
+    console.print(table)
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 80 and "…" not in text  # nothing cut
+    cells = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
+    for dopant in dopants:
+        assert cells[dopant][0] == "rf"
+        assert cells[dopant][2:7] == expected[dopant]
+    with Results(results_path) as res:
+        below = any((res.predictions(d, "rf") < 0).any() for d in dopants)
+    assert any_below == below
