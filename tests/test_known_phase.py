@@ -8,11 +8,13 @@ from ase.io import read
 
 from qcapprox.analysis import SLIGHTLY_POSITIVE
 from qcapprox.calculators import ForestHullCalculator
+from qcapprox.enumeration.recipe import Recipe
+from qcapprox.enumeration.run import run_recipe
 from qcapprox.hull import Hull
 from qcapprox.labeling import Relaxation, make_calculator
 from qcapprox.models.base import training_store
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
-from qcapprox.paths import PARENTS_DIR
+from qcapprox.paths import PARENTS_DIR, RECIPES_DIR
 from qcapprox.store import RELAXED, Store
 
 #: "Slightly positive": the screen's goal (the study, section 3.4), eV/atom above the hull.
@@ -46,20 +48,42 @@ def test_known_phase_relaxes_onto_the_hull(parent_pt: Parent) -> None:
     assert single - relaxed > 0.05 and abs(relaxed) < NEAR
 
 
-@pytest.mark.skipif(
-    "relaxed" not in Store(training_store("Pt")).labels,
-    reason="the bundled Pt training set has no relaxed labels yet (relabeling in progress)",
+def _relaxed(dopant: str) -> bool:
+    return RELAXED in Store(training_store(dopant)).labels
+
+
+@pytest.mark.parametrize(
+    "dopant",
+    [
+        pytest.param(
+            m,
+            marks=pytest.mark.skipif(
+                not _relaxed(m),
+                reason=f"the bundled {m} training set has no relaxed labels yet (relabeling "
+                "in progress)",
+            ),
+        )
+        for m in BUNDLED_DOPANTS
+    ],
 )
-def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, inference_pt) -> None:
-    """The relaxed RF family at limit 24 puts Sc57Pt13 within NEAR of the hull and among
+def test_random_forest_at_limit_24_finds_the_known_phase(
+    dopant: str, tmp_path_factory, inference_pt
+) -> None:
+    """The relaxed RF family at limit 24 puts Sc57M13 within NEAR of the hull and among
     the lowest TOP of the 15,327 A4 inference configurations."""
     from qcapprox.models import backbone
 
-    calc = ForestHullCalculator(dopant="Pt", limit=24)
-    atoms = parent_pt.decorate(parent_pt.known_phase())
+    if dopant == "Pt":
+        inference = inference_pt
+    else:
+        inference = tmp_path_factory.mktemp("inference") / f"sc60{dopant.lower()}13-a4.h5"
+        run_recipe(Recipe.load(RECIPES_DIR / "inference-a4.toml"), Parent.load(dopant), inference)
+    parent = Parent.load(dopant)
+    calc = ForestHullCalculator(dopant=dopant, limit=24)
+    atoms = parent.decorate(parent.known_phase())
     atoms.calc = calc
     atoms.get_potential_energy()
     known = calc.get_property("e_above_hull")
     assert known < NEAR
-    every = backbone("rf").load("Pt", 24).predict(Store(inference_pt).occupancy)
+    every = backbone("rf").load(dopant, 24).predict(Store(inference).occupancy)
     assert (every < known).mean() < TOP
