@@ -173,6 +173,17 @@ def test_rmse_matches_stored_metrics(res: Results) -> None:
 
 
 # ---------------------------------------------------------------- results file
+def test_families_in_the_registrys_order() -> None:
+    """rf first, each backbone's relaxed-label family before its single-point one, then
+    backbones the registry does not know, by name."""
+    from qcapprox.results import _ordered_backbones
+
+    names = ["zz", "allegro-single-point", "rf-single-point", "allegro", "rf"]
+    assert _ordered_backbones(names) == (
+        "rf", "rf-single-point", "allegro", "allegro-single-point", "zz",
+    )  # fmt: skip
+
+
 def test_results_listing_and_arrays(res: Results, results_path: Path) -> None:
     assert res.dopants == ("Pt", "Pd")
     assert res.backbones("Pt") == ("rf", "allegro")

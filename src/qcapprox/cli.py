@@ -357,7 +357,9 @@ def references(
     ] = "chgnet",
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out-dir", help="Directory of Sc-<M>.json (default: the user data dir)."),
+        typer.Option(
+            "--out-dir", help="Directory of Sc-<M>.json (default: <user data dir>/references)."
+        ),
     ] = None,
 ) -> None:
     """Relax the Sc-M competing phases that define the convex hull, for any metal
@@ -386,7 +388,8 @@ def screen(
     out_dir: Annotated[
         Path | None,
         typer.Option(
-            "--out-dir", help="Inference store and results file (default: the user data dir)."
+            "--out-dir",
+            help="Inference store and results file (default: <user data dir>/results).",
         ),
     ] = None,
     relax: Annotated[
@@ -400,7 +403,7 @@ def screen(
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
     ] = "chgnet",
     design: Annotated[
-        Path, typer.Option(help="Training design recipe (needs a [test] table).")
+        Path, typer.Option(help="Training design recipe (needs a \\[test] table).")
     ] = RECIPES_DIR / "training.toml",
     inference: Annotated[Path, typer.Option(help="Inference recipe.")] = RECIPES_DIR
     / "inference-a4.toml",
@@ -642,7 +645,8 @@ def train(
 def corpus(
     out: Annotated[Path, typer.Option("--out", "-o", help="The corpus to write (.extxyz).")],
     dopants: Annotated[
-        str, typer.Option(help="Comma list of metals with reference phases in data/references.")
+        str,
+        typer.Option(help="Comma list of metals with reference phases (the user's, else bundled)."),
     ] = "Pt,Pd,Ir,Rh",
     calculator: Annotated[
         str, typer.Option(help="Labeler: chgnet or module:factory returning an ASE calculator.")

@@ -39,9 +39,10 @@ from ase import Atoms
 from qcapprox.datasets import LIMITS, limit_key, subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
-from qcapprox.models import BACKBONES
+from qcapprox.models import BACKBONES, split_family_key
 from qcapprox.parent import Parent
 from qcapprox.store import (
+    LABEL_KINDS,
     _read_parent,
     check_codes,
     check_layout,
@@ -70,9 +71,16 @@ def energy_label(labeler: str | None) -> str:
 
 
 def _ordered_backbones(names: list[str]) -> tuple[str, ...]:
-    """Families in the registry's order of backbones, then the others by name."""
-    known = [b for b in BACKBONES if b in names]
-    return tuple(known + sorted(set(names) - set(known)))
+    """Families in the registry's order of backbones (rf first), the relaxed-label family of
+    a backbone before its other label sets, then unknown backbones by name."""
+    order = list(BACKBONES)
+
+    def key(name: str) -> tuple[int, int, str]:
+        backbone, labels = split_family_key(name)
+        rank = order.index(backbone) if backbone in order else len(order)
+        return rank, LABEL_KINDS.index(labels), name
+
+    return tuple(sorted(names, key=key))
 
 
 def bundle(

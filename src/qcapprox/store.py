@@ -19,7 +19,7 @@ Schema version 2 (attributes on the root: `format` = "qcapprox-store", `schema_v
     /labels/<kind>/...     label sets added by `qcapprox label` (docs/store.md): kind is
                            "relaxed" (the target) or "single-point"
 
-Datasets are chunked (8192 rows) and gzip-compressed. Opening a store checks that every
+The configs/ datasets are chunked (8192 rows) and gzip-compressed. Opening a store checks that every
 dataset above is present with its shape and dtype (and `Store` that every occupancy code is
 0, 1 or 2), so a malformed file is refused with a message naming the dataset.
 

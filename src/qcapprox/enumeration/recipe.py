@@ -28,12 +28,12 @@ composition), so a bad one fails before any work. Example (the study's Table 1 d
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import product
 from pathlib import Path
 
-import tomllib
 from ase.data import chemical_symbols
 
 from qcapprox.errors import RecipeError
