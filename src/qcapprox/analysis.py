@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qcapprox.datasets import LIMITS
 from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
 from qcapprox.store import RELAXED, SINGLE_POINT
@@ -198,6 +199,12 @@ def rmse(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
     """
     diff = np.asarray(predictions, dtype=float) - np.asarray(target, dtype=float)
     return np.sqrt(np.mean(diff**2, axis=-1))
+
+
+#: Index of limit 24 among the limits: the reference set B_24 of the recall.
+REFERENCE = len(LIMITS) - 1
+#: Mean test target ȳ (eV/atom) below which eq. 4 is flagged as ill-conditioned.
+ILL_CONDITIONED_MEAN = 0.01
 
 
 def similarity_score(rmse_values: np.ndarray, mean: float) -> np.ndarray:

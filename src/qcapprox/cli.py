@@ -848,8 +848,9 @@ def demo(
     if not any_below:
         console.print(
             "No configuration is predicted below the hull at limit 24; t is the slightly "
-            "positive threshold of each family's labels (0.02 eV/atom relaxed, 0.08 single "
-            f"points: `analysis.SLIGHTLY_POSITIVE`); the UI opens at {ui_threshold:g} (key `t`)."
+            f"positive threshold of each family's labels ({SLIGHTLY_POSITIVE[RELAXED]:g} eV/atom "
+            f"relaxed, {SLIGHTLY_POSITIVE[SINGLE_POINT]:g} single points); the UI opens at "
+            f"{ui_threshold:g} (key `t`)."
         )
     if not all(split_family_key(f)[1] == RELAXED for f in families.values()):
         console.print(

@@ -38,7 +38,6 @@ HOST = "Sc"
 SC = 0
 DOPANT = 1
 VACANCY = 2
-CODES = {"Sc": SC, "M": DOPANT, "vacancy": VACANCY}
 BUNDLED_DOPANTS = ("Pt", "Pd", "Ir", "Rh")
 ACTIVE_ORBITS = ("A4", "A5")
 DEFAULT_SYMPREC = 1e-3

@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 from qcapprox import analysis
 from qcapprox.results import LIMITS, Metrics, Results
 
-REFERENCE = len(LIMITS) - 1
+REFERENCE = analysis.REFERENCE
 RC = {
     "svg.hashsalt": "qcapprox",  # deterministic SVG ids
     "svg.fonttype": "none",  # text stays text (searchable, small)
@@ -213,7 +213,7 @@ def write_report(
                 b: analysis.rmse(m.test_predictions, m.test_target) for b, m in metrics.items()
             }
             known = res.known_phase_row(dopant)
-            sections += family_table(dopant, metrics, families, label, known)
+            sections += family_table(dopant, metrics, families, known)
             sizes = res.subset_sizes(dopant)
             paths = _subset_sizes(dopant, sizes, out_dir, formats, skip)
             written += embed(paths, f"Sc-{dopant}: training subdataset sizes per limit")
@@ -274,7 +274,6 @@ def family_table(
     dopant: str,
     metrics: dict[str, Metrics],
     families: dict[str, Family],
-    label: str,
     known: int | None = None,
 ) -> list[str]:
     """Markdown table, one row per figure and backbone, one column per limit.
@@ -554,7 +553,9 @@ def _similarity(dopant, backbone, m: Metrics, label, out_dir, formats) -> list[P
     _colorbar(fig, image, ax_s)
     image = _heatmap(ax_d, 1000 * diff, "|RMSE_i - RMSE_j|, meV/atom", lambda v: f"{v:.1f}", vmin=0)
     _colorbar(fig, image, ax_d, "meV/atom")
-    warning = " (ȳ near zero or negative: read the right panel)" if m.test_mean < 0.01 else ""
+    warning = ""
+    if m.test_mean < analysis.ILL_CONDITIONED_MEAN:
+        warning = " (ȳ near zero or negative: read the right panel)"
     fig.suptitle(
         f"Sc-{dopant} · {backbone} · test set · ȳ = {m.test_mean:.4f} eV/atom{warning} · {label}",
         fontsize=FONT,

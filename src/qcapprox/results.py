@@ -242,11 +242,6 @@ class Results:
         self._check(dopant)
         return self._metrics[dopant]
 
-    def store_attrs(self, dopant: str) -> dict:
-        """The bundled store's root attributes."""
-        self._check(dopant)
-        return dict(self._handle[dopant].attrs)
-
     # ------------------------------------------------------------------ arrays
     def _cached(self, key: tuple, load):
         with self._lock:

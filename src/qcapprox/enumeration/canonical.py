@@ -75,7 +75,6 @@ class Enumerator:
         self.layers = [
             Layer(k, sl, code) for k, sl in enumerate(self.slices) for code in (VACANCY, DOPANT)
         ]
-        self.pow3 = 3 ** np.arange(self.n_active - 1, -1, -1, dtype=np.int64)
         self._inverse = np.argsort(self.group, axis=1)
         self._tables = [self._byte_tables(sl) for sl in self.slices]
         self._bits = [

@@ -70,6 +70,7 @@ METRIC_TEXT = {
 }
 TABS = ("limits", "candidates", "compare", "robust", "detail", "test")
 TAB_TITLES = {name: name.capitalize() for name in TABS}
+NARROW = 80  # terminal width below which the layout is narrow (abbreviated status line)
 SHORT, TALL = 24, 36  # terminal heights below which the UI is compact, from which it adds
 
 
@@ -171,7 +172,7 @@ class QcapproxApp(App[None]):
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
         (0, "-narrow"),
-        (80, "-normal"),
+        (NARROW, "-normal"),
         (160, "-wide"),
     ]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
@@ -407,7 +408,7 @@ class QcapproxApp(App[None]):
         if self.results is None:
             return
         label = self.view.energy_label if self.view else self.results.energy_label(self.dopant)
-        narrow = self.size.width < 80
+        narrow = self.size.width < NARROW
         parts = [
             self.dopant,
             self.backbone or "no predictions",
@@ -973,7 +974,7 @@ class QcapproxApp(App[None]):
         mean = fam.metrics.test_mean
         warning = (
             " · ȳ near zero or negative: SimilarityScore ill-conditioned, read |ΔRMSE|"
-            if mean < 0.01
+            if mean < analysis.ILL_CONDITIONED_MEAN
             else ""
         )
         shown = (

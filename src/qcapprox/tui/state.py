@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qcapprox import analysis
-from qcapprox.tui.format import LIMITS, composition_filter, composition_strings, occupancy_strings
+from qcapprox.tui.format import composition_filter, composition_strings, occupancy_strings
 
 if TYPE_CHECKING:
     from qcapprox.results import Metrics, Results
 
-REFERENCE = len(LIMITS) - 1  # index of limit 24, the ground truth of the recall
+REFERENCE = analysis.REFERENCE  # index of limit 24, the ground truth of the recall
 SETS = ("both", "only_i", "only_j")
 SORTS = ("E@i", "E@j", "mult", "comp", "id")
 

@@ -327,19 +327,3 @@ def pretrain_corpus_model(
     where = output_dir(relative, registry)
     publish(where, card, {MODEL_FILE: packaged})
     return {**card, "model_path": str((where / MODEL_FILE).resolve())}
-
-
-def corpus_summary(path: str | Path = DEFAULT_CORPUS) -> dict:
-    """Counts of a corpus per system and copy kind, and its size (for docs and the CLI)."""
-    images = read_corpus(path)
-    systems: dict[str, int] = {}
-    for atoms in images:
-        key = atoms.info.get("system", "?")
-        systems[key] = systems.get(key, 0) + 1
-    return {
-        "structures": len(images),
-        "atoms": int(sum(len(a) for a in images)),
-        "systems": systems,
-        "bytes": Path(path).stat().st_size,
-        "sha256": file_sha256(Path(path)),
-    }

@@ -26,10 +26,18 @@ from ase.data import atomic_numbers
 from qcapprox.errors import AllegroError
 from qcapprox.hull import Hull
 from qcapprox.models.allegro.presets import backbone_of
-from qcapprox.models.base import CARD, card_dir, check_limit, file_sha256, member_path, read_card
+from qcapprox.models.base import (
+    CARD,
+    card_dir,
+    check_limit,
+    file_sha256,
+    member_path,
+    read_card,
+    training_store,
+)
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.settings import torch_threads
-from qcapprox.store import RELAXED
+from qcapprox.store import RELAXED, Store
 
 MODEL_FILE = "model.nequip.zip"
 
@@ -217,8 +225,8 @@ def load_allegro_member(
 ) -> AllegroMember:
     """A trained member from the registry (nothing is trained here), its model file checked
     against the card's `model_sha256` before anything loads it (nequip's loader unpickles:
-    a packaged model is code). It predicts configurations of `parent` (default: the
-    dopant's bundled parent)."""
+    a packaged model is code). It predicts configurations of `parent` (default: the parent
+    of the dopant's training store, the user's or the bundled one, as the forest's)."""
     check_limit(limit)
     where = registry_dir(variant, dopant, limit, registry, labels)
     card, model_path = read_card(where), where / MODEL_FILE
@@ -235,4 +243,7 @@ def load_allegro_member(
             f"{str(card.get('model_sha256'))[:16]}... of its card {where / CARD}; refused (a "
             "packaged model is code: restore it from a trusted source, e.g. `git checkout`)"
         )
-    return AllegroMember(card, model_path, Hull.load(dopant), parent or Parent.load(dopant))
+    if parent is None:
+        store = training_store(dopant)
+        parent = Store(store).parent if store.exists() else Parent.load(dopant)
+    return AllegroMember(card, model_path, Hull.load(dopant), parent)
