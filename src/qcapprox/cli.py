@@ -31,7 +31,16 @@ from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
-from qcapprox.settings import DEFAULT_PRESET, SEED
+from qcapprox.settings import (
+    DEFAULT_CALCULATOR,
+    DEFAULT_PRESET,
+    FMAX,
+    LABEL_CHUNK,
+    LABEL_WORKERS,
+    MAX_STEPS,
+    OPTIMIZER,
+    SEED,
+)
 from qcapprox.store import LABEL_KINDS, Store, writer_lock
 
 app = typer.Typer(
@@ -301,15 +310,15 @@ def label(
     ] = True,
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
-    ] = "chgnet",
-    fmax: Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")] = 0.02,
-    max_steps: Annotated[int, typer.Option(help="Relaxation: step cap.")] = 600,
-    optimizer: Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")] = "FIRE",
+    ] = DEFAULT_CALCULATOR,
+    fmax: Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")] = FMAX,
+    max_steps: Annotated[int, typer.Option(help="Relaxation: step cap.")] = MAX_STEPS,
+    optimizer: Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")] = OPTIMIZER,
     scheduler: Annotated[
         str | None, typer.Option(help="dask scheduler address (default: local workers).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
-    chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = 4,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = LABEL_WORKERS,
+    chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = LABEL_CHUNK,
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask)."""
     from qcapprox.labeling import Relaxation, label_store
@@ -354,7 +363,7 @@ def references(
     dopant: DopantOpt,
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
-    ] = "chgnet",
+    ] = DEFAULT_CALCULATOR,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -401,14 +410,14 @@ def screen(
     ] = True,
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
-    ] = "chgnet",
+    ] = DEFAULT_CALCULATOR,
     design: Annotated[
         Path, typer.Option(help="Training design recipe (needs a \\[test] table).")
     ] = RECIPES_DIR / "training.toml",
     inference: Annotated[Path, typer.Option(help="Inference recipe.")] = RECIPES_DIR
     / "inference-a4.toml",
     limits: LimitsOpt = "all",
-    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = LABEL_WORKERS,
     training: Annotated[
         Path | None,
         typer.Option(
@@ -647,10 +656,10 @@ def corpus(
     dopants: Annotated[
         str,
         typer.Option(help="Comma list of metals with reference phases (the user's, else bundled)."),
-    ] = "Pt,Pd,Ir,Rh",
+    ] = ",".join(BUNDLED_DOPANTS),
     calculator: Annotated[
         str, typer.Option(help="Labeler: chgnet or module:factory returning an ASE calculator.")
-    ] = "chgnet",
+    ] = DEFAULT_CALCULATOR,
     seed: Annotated[int, typer.Option(help="Seed of the strained and rattled copies.")] = SEED,
 ) -> None:
     """Build and label a pre-training corpus of binary Sc-M crystals (strained, rattled copies)."""

@@ -21,12 +21,13 @@ import numpy as np
 
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.errors import StoreError
+from qcapprox.settings import SEED
 from qcapprox.store import Store, write_atomically, writer_lock
 
 LIMITS = tuple(range(0, 25, 2))
 TRAIN, VALIDATION, TEST = 0, 1, 2
 VALIDATION_FRACTION = 0.1
-SPLIT_SEED = 2024
+SPLIT_SEED = SEED  # the validation rows, drawn once on limit 24
 
 
 def limit_key(limit: int) -> str:

@@ -41,11 +41,11 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element
 
 from qcapprox.errors import HullError
+from qcapprox.parent import HOST
 from qcapprox.paths import DATA_DIR, user_or_bundled, user_references_dir
 
-__all__ = ["HOST", "REFERENCES_DIR", "Hull", "dopant_symbol", "reference_path"]
+__all__ = ["REFERENCES_DIR", "Hull", "dopant_symbol", "reference_path"]
 
-HOST = "Sc"
 REFERENCES_DIR = DATA_DIR / "references"  # the bundled sets (Pt, Pd, Ir, Rh)
 
 #: A phase's composition: a formula ("Sc2Pt"), a mapping {"Sc": 2, "Pt": 1} or (n_host, n_dopant).

@@ -46,17 +46,24 @@ from ase.optimize.optimize import Optimizer
 from qcapprox.datasets import LIMITS, a5_defects, in_limit
 from qcapprox.errors import HullError, LabelingError, StoreError
 from qcapprox.hull import Hull
-from qcapprox.parent import Parent
-from qcapprox.settings import torch_threads
+from qcapprox.parent import VACANCY, Parent
+from qcapprox.settings import (
+    DEFAULT_CALCULATOR,
+    FMAX,
+    LABEL_CHUNK,
+    LABEL_WORKERS,
+    MAX_STEPS,
+    OPTIMIZER,
+    torch_threads,
+)
 from qcapprox.store import LABEL_KINDS, RELAXED, Journal, Store, one_writer, write_atomically
 
-DEFAULT_CALCULATOR = "chgnet"
-SINGLE_POINT = "single point at the parent geometry"
+SINGLE_POINT_SETTINGS = "single point at the parent geometry"
 
 
 def calculator_info(spec: str, relaxation: Relaxation | None = None) -> dict[str, str]:
     """Name, version and settings of a calculator spec (and relaxation), for provenance."""
-    how = SINGLE_POINT if relaxation is None else relaxation.settings
+    how = SINGLE_POINT_SETTINGS if relaxation is None else relaxation.settings
     if spec == DEFAULT_CALCULATOR:
         return {
             "calculator": "chgnet",
@@ -133,9 +140,9 @@ class Relaxation:
     optimizer until max_i |F_i| < fmax (eV/A; the filter's cell forces count as well) or
     `max_steps` optimizer steps (then the structure is flagged unconverged)."""
 
-    fmax: float = 0.02
-    max_steps: int = 600
-    optimizer: str = "FIRE"
+    fmax: float = FMAX
+    max_steps: int = MAX_STEPS
+    optimizer: str = OPTIMIZER
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -280,6 +287,7 @@ def label_journal(
     """The resumable journal of labeling `store` (at `path`) with a calculator spec."""
     kind = "single-point" if relaxation is None else "relaxed"
     identity = {
+        # the parent's digest, under the key the committed journals already carry
         "store_sha256": store.attrs["parent_sha256"],
         "recipe": str(store.attrs["recipe"]),
         "rows": len(store),
@@ -299,8 +307,8 @@ def label_store(
     calculator: str = DEFAULT_CALCULATOR,
     relaxation: Relaxation | None = None,
     scheduler: str | None = None,
-    n_workers: int = 2,
-    chunk_size: int = 16,
+    n_workers: int = LABEL_WORKERS,
+    chunk_size: int = LABEL_CHUNK,
     hull: Hull | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
@@ -413,7 +421,8 @@ def write_labels(
         if "single-point" in kinds:
             group = handle.create_group("labels/single-point")
             hull_columns(group, columns["single_point"], np.isfinite(columns["single_point"]))
-            group.attrs["settings"] = str(info["settings"]).split(";")[0] + "; " + SINGLE_POINT
+            calculator = str(info["settings"]).split(";")[0]
+            group.attrs["settings"] = f"{calculator}; {SINGLE_POINT_SETTINGS}"
             per_atom(group, "forces")
             group["stress"] = columns["stress"]
         if "relaxed" in kinds:
@@ -528,7 +537,7 @@ def import_energies(
             energy[hits[0]] = atoms.get_potential_energy()
         except Exception as err:
             raise LabelingError(f"{structures}: structure {k} carries no energy") from err
-    natoms = len(store.parent.atoms) - (store.occupancy == 2).sum(axis=1)
+    natoms = len(store.parent.atoms) - (store.occupancy == VACANCY).sum(axis=1)
     info = {
         "calculator": f"imported from {structures.name}",
         "calculator_version": "",

@@ -41,6 +41,8 @@ VACANCY = 2
 BUNDLED_DOPANTS = ("Pt", "Pd", "Ir", "Rh")
 ACTIVE_ORBITS = ("A4", "A5")
 DEFAULT_SYMPREC = 1e-3
+#: Largest distance (A) from an atom to the parent site it is assigned to in `match`.
+MAX_DISPLACEMENT = 2.5
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ class Parent:
         del atoms[self.active[occ == VACANCY]]
         return atoms
 
-    def match(self, atoms: Atoms, max_displacement: float = 2.5) -> Match:
+    def match(self, atoms: Atoms, max_displacement: float = MAX_DISPLACEMENT) -> Match:
         """Match any decoration of the parent (any atom order, relaxed or not) to its sites.
 
         Atoms are assigned to parent sites by an optimal assignment (Hungarian algorithm)
@@ -353,7 +355,7 @@ class Parent:
         occupancy[site] = np.where(atoms.numbers == atomic_numbers[self.host], SC, DOPANT)
         return Match(occupancy[self.active], site, displacement)
 
-    def identify(self, atoms: Atoms, max_displacement: float = 2.5) -> np.ndarray:
+    def identify(self, atoms: Atoms, max_displacement: float = MAX_DISPLACEMENT) -> np.ndarray:
         """The occupancy of a decoration of the parent: the inverse of `decorate`."""
         return self.match(atoms, max_displacement).occupancy
 

@@ -66,6 +66,7 @@ def user_or_bundled(user: Path, bundled: Path) -> Path:
 
 
 def is_bundled(path: Path) -> bool:
-    """Whether a path lies in the bundled data or registry (read-only: never written)."""
+    """Whether a path lies in the bundled data or registry (read-only unless a command is
+    pointed at it explicitly, as `make relabel` and `make families` are)."""
     path = Path(path).resolve()
     return any(path.is_relative_to(root) for root in (DATA_DIR, REGISTRY_DIR, RECIPES_DIR))

@@ -36,7 +36,9 @@ from ase.data import atomic_numbers, reference_states
 from ase.spacegroup import crystal
 
 from qcapprox.errors import HullError
-from qcapprox.hull import HOST, dopant_symbol
+from qcapprox.hull import dopant_symbol
+from qcapprox.parent import HOST
+from qcapprox.settings import DEFAULT_CALCULATOR
 
 SOURCE = "qcapprox references (FIRE on FrechetCellFilter under FixSymmetry)"
 #: Intermetallic start volume = VOLUME_FACTOR x sum of elemental atomic volumes (Vegard-like,
@@ -248,7 +250,7 @@ def relax(atoms: Atoms, calc: Calculator) -> tuple[Atoms, dict]:
 
 def labeler_of(calculator: str) -> tuple[str, dict]:
     """The ``labeler`` line and ``settings`` of a reference file for a calculator spec."""
-    from qcapprox.labeling import DEFAULT_CALCULATOR, calculator_info
+    from qcapprox.labeling import calculator_info
 
     info = calculator_info(calculator)
     if calculator == DEFAULT_CALCULATOR:
@@ -306,7 +308,7 @@ def _write(path: Path, data: dict) -> None:
 def build_references(
     dopant: str,
     out_dir: Path,
-    calculator: str = "chgnet",
+    calculator: str = DEFAULT_CALCULATOR,
     only: tuple[str, ...] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:

@@ -30,7 +30,7 @@ from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import Plan, run_recipe
 from qcapprox.errors import QcapproxError
 from qcapprox.hull import dopant_symbol, reference_path
-from qcapprox.labeling import DEFAULT_CALCULATOR, Relaxation, label_store
+from qcapprox.labeling import Relaxation, label_store
 from qcapprox.models import backbone
 from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
@@ -38,6 +38,7 @@ from qcapprox.paths import RECIPES_DIR, is_bundled
 from qcapprox.prediction import predict_store
 from qcapprox.references import build_references, missing_phases
 from qcapprox.results import bundle
+from qcapprox.settings import DEFAULT_CALCULATOR, LABEL_CHUNK, LABEL_WORKERS
 from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
 #: Rough CHGNet costs on this machine (2 cores), seconds: per structure and worker, a
@@ -60,8 +61,8 @@ class Screen:
     design: Path = RECIPES_DIR / "training.toml"
     inference: Path = RECIPES_DIR / "inference-a4.toml"
     limits: tuple[int, ...] = LIMITS
-    n_workers: int = 2
-    chunk_size: int = 4
+    n_workers: int = LABEL_WORKERS
+    chunk_size: int = LABEL_CHUNK
     training_set: Path | None = None
     registry: Path | None = None
 

@@ -1,5 +1,5 @@
-"""Settings read in one place: the seed of the models, the default Allegro preset and the
-threads of torch.
+"""Settings read in one place: the seed of the models, the default labeler, relaxation and
+dask layout of labeling, the default Allegro preset and the threads of torch.
 
 Locations (the bundled data and registry, the user data directory, the model cache) are
 in `qcapprox.paths`; the limits and their names in `qcapprox.datasets`.
@@ -13,10 +13,20 @@ import os
 #: the corpus model's validation rows) and of the corpus's strained and rattled copies.
 SEED = 2024
 
+#: The labeler unless told: CHGNet (bundled weights), a stand-in for DFT.
+DEFAULT_CALCULATOR = "chgnet"
+#: The relabeling's relaxation (`labeling.Relaxation`): FIRE on FrechetCellFilter until
+#: every force is below FMAX eV/A, at most MAX_STEPS steps (README "Relaxation throughput").
+FMAX, MAX_STEPS, OPTIMIZER = 0.02, 600, "FIRE"
+#: Local dask workers of a labeling run (one per core, one thread each) and structures per
+#: task (the journal commits a task at a time).
+LABEL_WORKERS, LABEL_CHUNK = 2, 4
+
 #: The Allegro preset families are trained with unless told (`models/allegro/presets.py`):
 #: `fast`, which on relaxed labels (Pt, limits 8 and 14, three variants) fit the validation
 #: sets better than `small` in all six members and the test set better on average, in
-#: 0.54-0.73x the minutes for members trained from scratch (README "Faster Allegro training")
+#: 0.54-0.60x the minutes for ordinary members and 0.58-0.73x for sequential ones (README,
+#: "Benchmarks": the `fast` preset).
 DEFAULT_PRESET = "fast"
 
 THREADS_ENV = "QCAPPROX_TORCH_THREADS"

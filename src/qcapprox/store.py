@@ -3,8 +3,8 @@
 Schema version 2 (attributes on the root: `format` = "qcapprox-store", `schema_version`):
 
     /                      attrs: dopant, host, recipe (TOML text), recipe_name, seed,
-                           symprec, spacegroup, parent_source, versions (JSON of package
-                           versions), labeler notes added by later steps
+                           symprec, spacegroup, parent_source, parent_sha256 (digest of
+                           the parent), versions (JSON of package versions)
     /parent/cell           (3, 3) float64, Angstrom (rows are lattice vectors)
     /parent/positions      (n_atoms, 3) float64, Cartesian, Angstrom
     /parent/numbers        (n_atoms,) int32, atomic numbers (host Sc on active sites)
@@ -276,8 +276,9 @@ class Labels:
     them (eV/atom, eqs. 1 and 2 of the study), per row.
 
     kind: "relaxed" (positions and cell relaxed: the target) or "single-point" (the parent
-    geometry). converged: False where a relaxation hit its step cap (always True for single
-    points); error: "" or the error of a failed structure. usable = finite and converged.
+    geometry). converged: False where a relaxation hit its step cap (single points: True
+    where the energy is finite); error: "" or the error of a failed structure. usable =
+    finite and converged.
     """
 
     kind: str

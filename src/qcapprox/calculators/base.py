@@ -30,7 +30,7 @@ from ase.data import atomic_numbers
 from qcapprox.datasets import LIMITS
 from qcapprox.errors import ModelError
 from qcapprox.hull import Hull
-from qcapprox.parent import Parent
+from qcapprox.parent import MAX_DISPLACEMENT, Parent
 from qcapprox.store import LABEL_KINDS, RELAXED
 
 
@@ -43,7 +43,7 @@ class HullCalculator(Calculator):
         "dopant": None,
         "limit": 24,
         "labels": RELAXED,
-        "max_displacement": 2.5,
+        "max_displacement": MAX_DISPLACEMENT,
     }
 
     def __init__(self, hull: Hull | None = None, **kwargs: Any) -> None:

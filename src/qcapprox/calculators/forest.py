@@ -13,9 +13,10 @@ from qcapprox.models.forest import ForestMember, load_member
 class ForestHullCalculator(HullCalculator):
     """`atoms.calc = ForestHullCalculator(dopant="Pt", limit=24)`.
 
-    Predicts the energy above hull with the 5-fold random forests trained on the limit-x
-    subset of the bundled training set (any scikit-learn regressor by `regressor` name), on
-    its relaxed labels (the target) or, with `labels="single-point"`, on the cheap screen.
+    Predicts the energy above hull with the 5-fold random forests (any scikit-learn
+    regressor by `regressor` name) trained on the limit-x subset of the dopant's training
+    set (the user's, else the bundled one), on its relaxed labels (the target) or, with
+    `labels="single-point"`, on the cheap screen.
     """
 
     default_parameters: ClassVar[dict[str, Any]] = {

@@ -10,10 +10,12 @@ training loop is written here. The modules, by job:
 * `presets`    hyper-parameter presets (small, fast, paper, tiny) and the variants' backbone names;
 * `config`     the nequip-train config of a stage and its model section;
 * `runner`     stages run by one loop in subprocesses (``nequip-train``), packaging;
+* `data`       a stage's structures with their neighbour lists, computed once;
 * `inference`  packaged members from the registry, batch energies on the parent's
   neighbour list (`ParentGraph`, `EnergyModel`, `AllegroMember`);
 * `training`   members and families: each variant a plan of stages;
 * `corpus`     the pre-training corpus of binary Sc-M crystals and its corpus model.
 
-torch and nequip are imported when a model is loaded or trained, not with these modules.
+`presets`, `config` and `inference` import neither torch nor nequip at module level (torch
+loads when a member is loaded); `data`, `runner`, `training` and `corpus` import them.
 """

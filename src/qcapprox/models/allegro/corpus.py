@@ -24,9 +24,9 @@ Sc, Pt, Pd, Ir, Rh or other elements, with energies, forces optional);
 `pretrain_corpus_model(preset, corpus)` trains the corpus model once per preset and
 corpus, as one stage of the stage runner (`qcapprox.models.allegro.runner`: energies, and
 forces when every structure has them), and registers it, model then card, in
-``<registry>/allegro-pretrained/corpus/<preset>[-<sha>]/`` (the bundled registry's, or the
-user's), where the ``pretrained`` variant (`qcapprox.models.allegro.training`) fine-tunes it
-for each limit.
+``<registry>/allegro-pretrained/corpus/<preset>[-<sha>]/`` (read from the registry given,
+the user's or the bundled one; written into the registry given or the user's), where the
+``pretrained`` variant (`qcapprox.models.allegro.training`) fine-tunes it for each limit.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ from qcapprox.models.allegro.inference import MODEL_FILE, finished, model_fields
 from qcapprox.models.allegro.presets import BACKBONES, Preset, get_preset
 from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
 from qcapprox.models.base import card_dir, file_sha256, output_dir, publish
+from qcapprox.parent import BUNDLED_DOPANTS
 from qcapprox.paths import DATA_DIR, cache_root
-from qcapprox.settings import SEED
+from qcapprox.settings import DEFAULT_CALCULATOR, SEED
 from qcapprox.store import package_versions
 
 CORPUS_DIR = DATA_DIR / "pretraining"
 DEFAULT_CORPUS = CORPUS_DIR / "sc-m-corpus.extxyz"
-DOPANTS = ("Pt", "Pd", "Ir", "Rh")
+DOPANTS = BUNDLED_DOPANTS
 ISO_STRAINS = (-0.04, -0.02, 0.02, 0.04)
 RANDOM_STRAINS = 2
 STRAIN_AMPLITUDE = 0.03
@@ -164,7 +165,7 @@ def corpus_structures(seed: int = SEED, dopants: Sequence[str] = DOPANTS) -> lis
 # ----------------------------------------------------------------------------- labels and files
 def build_corpus(
     path: str | Path = DEFAULT_CORPUS,
-    calculator: str = "chgnet",
+    calculator: str = DEFAULT_CALCULATOR,
     seed: int = SEED,
     dopants: Sequence[str] = DOPANTS,
     progress: Callable[[int, int], None] | None = None,

@@ -35,7 +35,7 @@ from qcapprox.models.base import (
     read_card,
     training_store,
 )
-from qcapprox.parent import VACANCY, Parent
+from qcapprox.parent import DOPANT, VACANCY, Parent
 from qcapprox.settings import torch_threads
 from qcapprox.store import RELAXED, Store
 
@@ -100,7 +100,7 @@ class ParentGraph:
         n_conf, n_atoms = len(occ), len(self.parent.atoms)
         numbers = np.broadcast_to(self.parent.atoms.numbers, (n_conf, n_atoms)).copy()
         numbers[:, self.parent.active] = np.where(
-            occ == 1, atomic_numbers[self.parent.dopant], atomic_numbers[self.parent.host]
+            occ == DOPANT, atomic_numbers[self.parent.dopant], atomic_numbers[self.parent.host]
         )
         present = np.ones((n_conf, n_atoms), dtype=bool)
         present[:, self.parent.active] = occ != VACANCY

@@ -222,7 +222,7 @@ PRESETS: dict[str, Preset] = {
 
 # `small` in about half the time: a cosine schedule at 4x the rate over half the budget and
 # epoch floor from scratch, `small`'s own schedule, budget and floor when fine-tuning
-# (benchmarks/allegro_training.py, set-up `fast`; README "Faster Allegro training")
+# (benchmarks/allegro_training.py, set-up `fast`; README "Benchmarks")
 _SMALL = PRESETS["small"]
 PRESETS["fast"] = replace(
     _SMALL,

@@ -52,7 +52,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qcapprox.datasets import LIMITS, TRAIN, VALIDATION, limit_key
+from qcapprox.datasets import LIMITS, TRAIN, VALIDATION
 from qcapprox.errors import AllegroError
 from qcapprox.hull import Hull
 from qcapprox.models.allegro.config import fine_tune_model, scratch_model
@@ -85,9 +85,14 @@ CARD_VERSIONS = (
 )  # fmt: skip
 
 
-def default_workdir(variant: str, dopant: str, limit: int, preset: str) -> Path:
-    """Scratch directory of one member's training runs."""
-    return cache_root() / "allegro-runs" / backbone_of(variant) / dopant / preset / limit_key(limit)
+def default_workdir(
+    variant: str, dopant: str, limit: int, preset: str, labels: str = RELAXED
+) -> Path:
+    """Scratch directory of one member's training runs, laid out as the registry
+    (`member_path`: single-point members under single-point/), then by preset:
+    allegro-runs/[<labels>/]<backbone>/<M>/<preset>/limit-XX."""
+    member = member_path(backbone_of(variant), dopant, limit, labels)
+    return cache_root() / "allegro-runs" / member.parent / preset / member.name
 
 
 # ----------------------------------------------------------------------------- data
@@ -261,7 +266,7 @@ def train_allegro_member(
     if done is not None:
         return done
 
-    workdir = Path(workdir or default_workdir(variant, dopant, limit, preset_obj.name))
+    workdir = Path(workdir or default_workdir(variant, dopant, limit, preset_obj.name, labels))
     prepare_workdir(workdir, {"digest": digest, **settings})
     start = time.perf_counter()
     job = Job(data, Hull.load(dopant), limit, preset_obj, forces, workdir, corpus_card)
