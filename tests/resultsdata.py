@@ -88,9 +88,6 @@ def add_predictions(path: Path, families: dict[str, tuple[int, ...]] = FAMILIES)
             metrics["test_predictions"] = test
             metrics["test_target"] = target
             metrics.attrs["test_mean"] = float(target.mean())
-            if backbone == "rf":
-                metrics["n_train"] = np.array([57 + 150 * k for k in range(13)], dtype=np.int64)
-                metrics["n_validation"] = np.array([6 + 17 * k for k in range(13)], dtype=np.int64)
 
 
 def build_store(directory: Path, dopant: str, families: dict = FAMILIES) -> Path:

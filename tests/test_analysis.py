@@ -168,8 +168,6 @@ def test_rmse_matches_stored_metrics(res: Results) -> None:
         assert m.test_mean == pytest.approx(m.test_target.mean())
         sim = analysis.similarity_score(rmse, m.test_mean)
         assert sim[3, 7] == pytest.approx(1 - abs(manual[3] - manual[7]) / m.test_target.mean())
-    assert res.metrics("Pt", "rf").n_train is not None
-    assert res.metrics("Pt", "allegro").n_train is None
 
 
 # ---------------------------------------------------------------- results file

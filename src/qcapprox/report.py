@@ -400,7 +400,7 @@ def _subset_sizes(dopant, sizes, out_dir, formats, skip) -> list[Path]:
     if sizes is None:
         skip(
             f"{dopant}: training subset sizes per limit: the results file has no "
-            f"{dopant}/subsets (bundle with the training stores) nor metrics n_train"
+            f"{dopant}/subsets (bundle with the training stores)"
         )
         return []
     fig = Figure(figsize=(4.8, 3.0), layout="constrained")

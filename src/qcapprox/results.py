@@ -15,8 +15,6 @@ Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_v
     /<dopant>/metrics/<backbone>/test_predictions  (13, n_test) float64
     /<dopant>/metrics/<backbone>/test_target       (n_test,) float64
                                     group attr test_mean: mean of the test targets (ȳ of eq. 4)
-    /<dopant>/metrics/<backbone>/n_train, n_validation   optional (13,) int64: sizes of
-                                    the training subdatasets per limit
     /<dopant>/subsets               optional (13, 4) int64: train, validation, test and total
                                     sizes of every limit's training subset (from the dopant's
                                     labelled training store and its split, when bundled with it)
@@ -157,15 +155,13 @@ class Metrics:
     """Test-set metrics of one family (one backbone, one dopant), eV/atom.
 
     test_rmse: (13,) as stored; test_predictions: (13, n_test); test_target: (n_test,);
-    test_mean: ȳ of eq. 4; n_train, n_validation: optional subdataset sizes per limit.
+    test_mean: ȳ of eq. 4.
     """
 
     test_rmse: np.ndarray
     test_predictions: np.ndarray
     test_target: np.ndarray
     test_mean: float
-    n_train: np.ndarray | None = None
-    n_validation: np.ndarray | None = None
 
 
 class Results:
@@ -347,8 +343,6 @@ class Results:
                     test_predictions=group["test_predictions"][:],
                     test_target=target,
                     test_mean=float(np.mean(target) if mean is None else mean),
-                    n_train=group["n_train"][:] if "n_train" in group else None,
-                    n_validation=group["n_validation"][:] if "n_validation" in group else None,
                 )
             except KeyError as err:
                 raise StoreError(
@@ -359,23 +353,14 @@ class Results:
         return self._cached(("metrics", dopant, backbone), load)
 
     def subset_sizes(self, dopant: str) -> dict[str, np.ndarray] | None:
-        """Training subset sizes per limit (train, validation, and test and total when
-        known): from /<dopant>/subsets, else from a family's metrics n_train and
-        n_validation; None when the file records neither.
-        """
+        """Training subset sizes per limit (train, validation, test, total) from
+        /<dopant>/subsets; None when the file has none (bundled without the training store)."""
         self._check(dopant)
         group = self._handle[dopant]
-        if "subsets" in group:
-            table = group["subsets"][:]
-            return {name: table[:, k] for k, name in enumerate(SUBSET_COLUMNS)}
-        for backbone in self._metrics[dopant]:
-            m = self.metrics(dopant, backbone)
-            if m is not None and m.n_train is not None:
-                out = {"train": m.n_train}
-                if m.n_validation is not None:
-                    out["validation"] = m.n_validation
-                return out
-        return None
+        if "subsets" not in group:
+            return None
+        table = group["subsets"][:]
+        return {name: table[:, k] for k, name in enumerate(SUBSET_COLUMNS)}
 
     def parent(self, dopant: str) -> Parent:
         """The parent of a dopant's configurations (for export)."""
