@@ -79,9 +79,11 @@ class Backbone(ABC):
         registry: Path | None = None,
         parent: Parent | None = None,
     ) -> Member:
-        """The member of a dopant and limit (trained on `labels` of `training`; read from
-        `registry`, default the user's then the bundled one), predicting configurations of
-        `parent` (default: its own)."""
+        """The member of a dopant and limit, trained on `labels` and read from `registry`
+        (default: the user's, then the bundled one). A forest is fitted on `training` (default:
+        the dopant's training store) and predicts that store's parent; an Allegro member is
+        only read (`training` unused) and predicts configurations of `parent` (default: its
+        training store's)."""
 
     @abstractmethod
     def card_dir(
