@@ -888,19 +888,18 @@ def demo_table(
     from qcapprox.models import split_family_key
     from qcapprox.results import Results
 
-    with Results(results) as res:
-        sizes = sorted({len(res.ids(d)) for d in res.dopants})
-    table = Table(
-        title=f"A4 inference sets ({' or '.join(f'{n:,}' for n in sizes)} configurations) at "
-        "limit 24, eV/atom; models trained on CHGNet labels, a stand-in for DFT",
-        box=box.SIMPLE,
-        collapse_padding=True,
-        pad_edge=False,
-    )
-    for col in ("dopant", "family", "min", "< 0", "t", "< t", "Sc57M13", "rank", "RMSE"):
-        table.add_column(col, justify="left" if col in ("dopant", "family") else "right")
     any_below = False
     with Results(results) as res:
+        sizes = sorted({res.n_configs(d) for d in res.dopants})
+        table = Table(
+            title=f"A4 inference sets ({' or '.join(f'{n:,}' for n in sizes)} configurations) "
+            "at limit 24, eV/atom; models trained on CHGNet labels, a stand-in for DFT",
+            box=box.SIMPLE,
+            collapse_padding=True,
+            pad_edge=False,
+        )
+        for col in ("dopant", "family", "min", "< 0", "t", "< t", "Sc57M13", "rank", "RMSE"):
+            table.add_column(col, justify="left" if col in ("dopant", "family") else "right")
         for dopant in res.dopants:
             family = families[dopant]
             t = near if near is not None else SLIGHTLY_POSITIVE[split_family_key(family)[1]]
