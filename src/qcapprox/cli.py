@@ -848,20 +848,19 @@ def demo(
     bundle_results(stores, results, training={m: training_store(m) for m in stores})
     table, any_below = demo_table(results, families, near)
     console.print(table)
-    relaxed = any(split_family_key(f)[1] == RELAXED for f in families.values())
+    kinds = {split_family_key(f)[1] for f in families.values()}  # label sets shown
     if any_below:
         ui_threshold = 0.0
     else:
-        labels = RELAXED if relaxed else SINGLE_POINT
+        labels = RELAXED if RELAXED in kinds else SINGLE_POINT
         ui_threshold = near if near is not None else SLIGHTLY_POSITIVE[labels]
-    if not any_below:
         console.print(
             "No configuration is predicted below the hull at limit 24; t is the slightly "
             f"positive threshold of each family's labels ({SLIGHTLY_POSITIVE[RELAXED]:g} eV/atom "
             f"relaxed, {SLIGHTLY_POSITIVE[SINGLE_POINT]:g} single points); the UI opens at "
             f"{ui_threshold:g} (key `t`)."
         )
-    if not all(split_family_key(f)[1] == RELAXED for f in families.values()):
+    if kinds != {RELAXED}:
         console.print(
             "Single-point labels (the ideal parent geometry, no relaxation) sit tens of "
             "meV/atom above the relaxed ones; the relaxed families (the study's target) "
