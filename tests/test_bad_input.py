@@ -298,6 +298,8 @@ CASES = [
      store_edit(lambda h: h.attrs.__setitem__("schema_version", 99))),
     ("truncated", ["export", "bad.h5", "--row", "0", "-o", "x.cif"], "corrupt or truncated",
      truncated),
+    ("reuse-foreign", ["predict", STORE, "--limits", "0", "--reuse", "bad.h5"],
+     "bad.h5: not a qcapprox results file", foreign),
     # --- models: verified before they are loaded
     ("allegro-sha256", ["predict", STORE, "--backbone", "allegro", "--limits", "0",
                         "--labels", "single-point"],

@@ -89,3 +89,46 @@ def test_predict_all_trained_families(tmp_path, inference_pt: Path) -> None:
     assert result.exit_code == 0 and "no family is trained on relaxed" in " ".join(
         result.output.split()
     )
+
+
+def test_predict_reuses_reproduced_results(tmp_path, inference_pt: Path, pt_labels: str) -> None:
+    """`--reuse`: a limit whose member reproduces the stored check rows is copied from the
+    results file (a marked row outside the check comes along); a limit whose check fails is
+    predicted again."""
+    from qcapprox.prediction import CHECK_ROWS
+    from qcapprox.results import bundle
+
+    first = Path(shutil.copyfile(inference_pt, tmp_path / "first.h5"))
+    predict_store(first, "rf", [0, 24], labels=pt_labels)
+    results = tmp_path / "results.h5"
+    bundle({"Pt": first}, results)
+    family = family_key("rf", pt_labels)
+    n = len(Store(first).occupancy)
+    checked = set(np.linspace(0, n - 1, CHECK_ROWS).astype(int))
+    marked = next(i for i in range(n) if i not in checked)
+    with h5py.File(results, "r+") as handle:
+        handle[f"Pt/predictions/{family}/limit-00"][marked] += 1.0  # outside the check
+        handle[f"Pt/predictions/{family}/limit-24"][0] += 1.0  # a checked row
+    again = Path(shutil.copyfile(inference_pt, tmp_path / "again.h5"))
+    args = [
+        "predict",
+        str(again),
+        "--limits",
+        "0,24",
+        "--labels",
+        pt_labels,
+        "--reuse",
+        str(results),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with h5py.File(first) as a, h5py.File(again) as b:
+        old0, new0 = a[f"predictions/{family}/limit-00"][:], b[f"predictions/{family}/limit-00"][:]
+        assert new0[marked] == old0[marked] + 1.0  # copied
+        np.testing.assert_array_equal(np.delete(new0, marked), np.delete(old0, marked))
+        np.testing.assert_allclose(
+            b[f"predictions/{family}/limit-24"][:],
+            a[f"predictions/{family}/limit-24"][:],
+            rtol=1e-12,
+        )  # predicted again: the tampered value is gone
+        assert b[f"metrics/{family}/test_rmse"][12] == a[f"metrics/{family}/test_rmse"][12]

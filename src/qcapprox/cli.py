@@ -694,6 +694,13 @@ def predict(
     labels: LabelsOpt = "relaxed",
     training: TrainingOpt = None,
     registry: RegistryOpt = None,
+    reuse: Annotated[
+        Path | None,
+        typer.Option(
+            help="A results file predicted before: a limit whose member reproduces its "
+            "stored values of the same rows (checked on 64 of them) is copied, not predicted."
+        ),
+    ] = None,
 ) -> None:
     """Predict the energy above hull of every configuration with a family, per limit."""
     from qcapprox.models import family_key, trained_backbones
@@ -706,7 +713,7 @@ def predict(
     else:
         names = [backbone]
     for name in names:
-        done = _predict_family(store, name, todo, labels, training, registry)
+        done = _predict_family(store, name, todo, labels, training, registry, reuse)
         console.print(
             f"{store}: predictions/{family_key(name, labels)} for limits {done or 'none new'} "
             f"(energies above hull, eV/atom, models trained on {labels} CHGNet stand-in labels)"
@@ -720,6 +727,7 @@ def _predict_family(
     labels: str,
     training: Path | None,
     registry: Path | None,
+    reuse: Path | None = None,
 ) -> list[int]:
     """`predict_store` under a progress bar; the limits predicted."""
     from qcapprox.prediction import predict_store
@@ -736,6 +744,7 @@ def _predict_family(
             labels=labels,
             training=training,
             registry=registry,
+            reuse=reuse,
         )
 
 
