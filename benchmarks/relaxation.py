@@ -19,7 +19,10 @@ Writes benchmarks/results/relaxation-<dopant>.json and prints Markdown tables.
 `--graph` times chgnet's graph converter against `qcapprox.labeler.crystal_graph` on
 rattled, compressed (relaxation-like) structures; `--batched` times CHGNet on batches of
 1, 4 and 8 structures per model call (what batched relaxation, e.g. torch-sim, would do),
-per structure on one thread.
+per structure on one thread. `--start-from SOURCE` relaxes `--n` structures of the dopant's
+training set that SOURCE (another dopant's store with relaxed labels) relaxed, from the
+parent geometry and from SOURCE's relaxed geometry (`qcapprox.labeling.start_geometries`),
+with the labeler's settings: steps, seconds and the energy difference of the two ends.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qcapprox.labeling import Relaxation, make_calculator
+from qcapprox.datasets import a5_defects
+from qcapprox.labeling import Relaxation, make_calculator, start_geometries
 from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
 from qcapprox.settings import THREADS_ENV
@@ -219,6 +223,57 @@ def malloc(dopant: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def _relax_from(job: tuple[Parent, np.ndarray, tuple | None]) -> dict[str, float]:
+    """One relaxation with the labeler's settings, from the parent geometry (start None) or
+    from (cell, fractional positions): steps, converged, eV/atom at the end, seconds."""
+    parent, occupancy, start = job
+    atoms = parent.decorate(occupancy)
+    atoms.calc = make_calculator("chgnet")
+    if start is not None:
+        atoms.set_cell(start[0])
+        atoms.set_scaled_positions(start[1])
+    begin = time.perf_counter()
+    steps, converged = Relaxation().run(atoms)
+    seconds = time.perf_counter() - begin
+    energy = atoms.get_potential_energy() / len(atoms)
+    return {"steps": steps, "converged": converged, "energy": energy, "seconds": seconds}
+
+
+def start_from(store: Store, source: Path, n: int, seed: int, workers: int) -> list[dict]:
+    """n structures the source relaxed (spread evenly over the A5-defect counts), each
+    relaxed from the parent geometry and from the source's relaxed geometry."""
+    starts, _ = start_geometries(store, source)
+    rows = np.array(sorted(starts))
+    defects = a5_defects(store.composition[rows])
+    rng = np.random.default_rng(seed)
+    levels = np.unique(defects)
+    picks = [rng.choice(rows[defects == d]) for d in levels[:: max(1, len(levels) // n)]][:n]
+    jobs = [(store.parent, store.occupancy[r], start) for r in picks
+            for start in (None, starts[r])]  # fmt: skip
+    with get_context("spawn").Pool(workers, _init, (1,)) as pool:
+        ends = pool.map(_relax_from, jobs, chunksize=1)
+    return [{"row": int(r), "a5_defects": int(a5_defects(store.composition[[r]])[0]),
+             "parent": ends[2 * k], "source": ends[2 * k + 1]}
+            for k, r in enumerate(picks)]  # fmt: skip
+
+
+def report_start_from(runs: list[dict], workers: int) -> None:
+    """Markdown: per start, steps, seconds, throughput; the energy difference of the ends."""
+    print("| start | steps (median / max) | s per structure | structures/h | converged |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for start in ("parent", "source"):
+        steps = [run[start]["steps"] for run in runs]
+        seconds = float(np.mean([run[start]["seconds"] for run in runs]))
+        print(f"| {start} | {np.median(steps):.0f} / {max(steps)} | {seconds:.1f} | "
+              f"{workers * 3600 / seconds:.0f} | "
+              f"{sum(run[start]['converged'] for run in runs)}/{len(runs)} |")  # fmt: skip
+    delta = np.array([1000 * (run["source"]["energy"] - run["parent"]["energy"]) for run in runs])
+    print(f"\nsource end minus parent end, meV/atom: min {delta.min():+.1f}, median "
+          f"{np.median(delta):+.1f}, max {delta.max():+.1f}; lower by more than 1: "
+          f"{int((delta < -1).sum())}, within 1: {int((abs(delta) <= 1).sum())}, higher by "
+          f"more than 1: {int((delta > 1).sum())} of {len(delta)}")  # fmt: skip
+
+
 def summarize(runs: list[dict], workers: int, tight: float) -> list[dict]:
     """Per optimizer and threshold: steps, seconds, throughput and energy errors."""
     names = list(dict.fromkeys(run["optimizer"] for run in runs))
@@ -282,6 +337,11 @@ def main() -> None:
         action="store_true",
         help="only time chgnet's graph converter against the array-built graph",
     )
+    parser.add_argument(
+        "--start-from",
+        type=Path,
+        help="relax from the parent and from this store's relaxed geometries",
+    )
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -310,6 +370,13 @@ def main() -> None:
             for key, value in seconds.items():
                 print(f"  {key}: {value * scale:.3f} {unit}")
             return
+    if args.start_from:
+        runs = start_from(store, args.start_from, args.n, args.seed, args.workers)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"relaxation-{args.dopant}-from-{args.start_from.stem}{args.out}.json"
+        out.write_text(json.dumps(runs))
+        report_start_from(runs, args.workers)
+        return
     if args.table:
         saved = json.loads(args.table.read_text())
         report(summarize(saved["runs"], args.workers, args.tight), saved["layouts"])

@@ -298,6 +298,8 @@ CASES = [
      store_edit(lambda h: h.attrs.__setitem__("schema_version", 99))),
     ("truncated", ["export", "bad.h5", "--row", "0", "-o", "x.cif"], "corrupt or truncated",
      truncated),
+    ("start-from-unrelaxed", ["label", STORE, "--start-from", STORE], "has no relaxed labels",
+     None),
     ("reuse-foreign", ["predict", STORE, "--limits", "0", "--reuse", "bad.h5"],
      "bad.h5: not a qcapprox results file", foreign),
     # --- models: verified before they are loaded

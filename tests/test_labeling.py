@@ -14,6 +14,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
+from qcapprox.errors import StoreError
 from qcapprox.hull import Hull, reference_path
 from qcapprox.labeling import (
     LabelingError,
@@ -122,6 +123,56 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
                       cell=cell[row], pbc=True, calculator=lennard_jones())  # fmt: skip
         assert again.get_potential_energy() == pytest.approx(relaxed.energy[row], abs=1e-8)
     assert "FIRE" in relaxed.attrs["settings"] and "fmax 0.1 " in relaxed.attrs["settings"]
+
+
+def test_relaxations_start_from_a_source_store(six: Path, tmp_path, parent_pt: Parent) -> None:
+    """`start_from`: a second store of the same configurations, relaxed from the source's
+    relaxed geometries with the same calculator and settings, starts at the minimum (0
+    steps) and ends at the source's energies; its single points stay the parent's."""
+    relaxation = Relaxation(fmax=0.1, max_steps=500)
+    assert label_store(six, LJ, relaxation, n_workers=1, chunk_size=4) == 0
+    again = tmp_path / "again.h5"
+    run_recipe(Recipe.parse(SIX), parent_pt, again)
+    assert label_store(again, LJ, relaxation, n_workers=1, chunk_size=4, start_from=six) == 0
+    source, store = Store(six), Store(again)
+    np.testing.assert_array_equal(store.occupancy, source.occupancy)
+    relaxed = store.label_set("relaxed")
+    np.testing.assert_allclose(relaxed.energy, source.label_set("relaxed").energy, atol=1e-8)
+    np.testing.assert_array_equal(
+        store.label_set("single-point").energy, source.label_set("single-point").energy
+    )
+    with h5py.File(again) as handle:
+        assert (handle["labels/relaxed/steps"][:] == 0).all()
+        assert handle["labels/relaxed/from_source"][:].all()
+    assert f"{six.name} relaxed geometries, sha256 " in relaxed.attrs["settings"]
+    with h5py.File(six) as handle:
+        assert not handle["labels/relaxed/from_source"][:].any()  # relaxed from the parent
+
+
+def test_start_geometries_carry_the_strain_to_another_parent(six: Path, tmp_path) -> None:
+    """Start geometries for another dopant: h = h0 h0_s^-1 h_s, the source's fractional
+    coordinates; only the configurations the source relaxed to convergence."""
+    from qcapprox.labeling import start_geometries
+
+    assert label_store(six, LJ, Relaxation(fmax=0.1, max_steps=500), n_workers=1) == 0
+    rh = tmp_path / "rh.h5"
+    run_recipe(Recipe.parse(SIX), Parent.load("Rh"), rh)
+    source, store = Store(six), Store(rh)
+    starts, what = start_geometries(store, six)
+    assert sorted(starts) == list(range(len(store))) and what.startswith(f"{six.name} relaxed")
+    with h5py.File(six) as handle:
+        cell, positions = handle["labels/relaxed/cell"][:], handle["labels/relaxed/positions"][:]
+        offset = handle["labels/relaxed/atoms_offset"][:]
+    h0_s, h0 = source.parent.atoms.cell[:], store.parent.atoms.cell[:]
+    for row in (0, len(store) - 1):
+        start_cell, frac = starts[row]
+        np.testing.assert_allclose(start_cell, h0 @ np.linalg.inv(h0_s) @ cell[row], atol=1e-10)
+        ratio = np.linalg.det(start_cell) / np.linalg.det(cell[row])
+        assert ratio == pytest.approx(np.linalg.det(h0) / np.linalg.det(h0_s))
+        np.testing.assert_allclose(frac @ cell[row], positions[offset[row] : offset[row + 1]])
+        assert len(frac) == len(store.parent.decorate(store.occupancy[row]))
+    with pytest.raises(StoreError, match="has no relaxed labels"):
+        start_geometries(store, rh)
 
 
 def test_step_cap_flags_unconverged_rows(six: Path) -> None:

@@ -319,6 +319,13 @@ def label(
     ] = None,
     workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = LABEL_WORKERS,
     chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = LABEL_CHUNK,
+    start_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A store of another dopant with relaxed labels: configurations it relaxed "
+            "start from its relaxed geometry (rescaled to this parent), not the parent's."
+        ),
+    ] = None,
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask)."""
     from qcapprox.labeling import Relaxation, label_store
@@ -348,8 +355,9 @@ def label(
                 console.print(f"labeling {done:,}/{total:,}: {rate}, {eta}")
 
         failed = label_store(
-            store, calculator, relaxation, scheduler, workers, chunk, progress=update
-        )
+            store, calculator, relaxation, scheduler, workers, chunk, progress=update,
+            start_from=start_from,
+        )  # fmt: skip
     labels = Store(store).label_set("relaxed" if relax else "single-point")
     unconverged = int((~labels.converged & np.isfinite(labels.energy)).sum())
     console.print(

@@ -9,7 +9,10 @@ Two label sets, side by side in the store (docs/store.md):
   defected structures are still tens of meV/atom above the minimum they reach; see
   benchmarks/relaxation.py) or the step cap is hit
   (then it is flagged unconverged and left out of training). E_total of the relaxed
-  structure is the label; the single point at the start is kept as well.
+  structure is the label; the single point at the parent geometry is kept as well. With a
+  source store (`start_from`: another dopant's relaxed labels of the same configurations)
+  a relaxation starts instead from the source's relaxed geometry of the same
+  configuration, its strain carried over to this parent (`start_geometries`).
 - **single-point**: E_total at the parent geometry, with forces and stress: the cheap screen.
 
 From E_total and the atom counts the formation energy (eq. 1) and the energy above the
@@ -28,9 +31,10 @@ committed. A structure whose calculation fails is recorded with its error and sk
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
@@ -56,7 +60,15 @@ from qcapprox.settings import (
     OPTIMIZER,
     torch_threads,
 )
-from qcapprox.store import LABEL_KINDS, RELAXED, Journal, Store, one_writer, write_atomically
+from qcapprox.store import (
+    LABEL_KINDS,
+    RELAXED,
+    Journal,
+    Store,
+    one_writer,
+    open_store,
+    write_atomically,
+)
 
 SINGLE_POINT_SETTINGS = "single point at the parent geometry"
 
@@ -138,11 +150,13 @@ WORKER_MALLOC = {
 class Relaxation:
     """How a structure is relaxed: positions and cell (ASE `FrechetCellFilter`) with an ASE
     optimizer until max_i |F_i| < fmax (eV/A; the filter's cell forces count as well) or
-    `max_steps` optimizer steps (then the structure is flagged unconverged)."""
+    `max_steps` optimizer steps (then the structure is flagged unconverged); `origin` names
+    where the relaxations start (provenance)."""
 
     fmax: float = FMAX
     max_steps: int = MAX_STEPS
     optimizer: str = OPTIMIZER
+    origin: str = "the parent geometry"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -155,7 +169,7 @@ class Relaxation:
         """One line for provenance."""
         return (
             f"relaxed: FrechetCellFilter + {self.optimizer}, fmax {self.fmax} eV/A, "
-            f"at most {self.max_steps} steps, from the parent geometry"
+            f"at most {self.max_steps} steps, from {self.origin}"
         )
 
     def start(self, atoms: Atoms) -> Optimizer:
@@ -185,16 +199,68 @@ def internal_displacement(initial: Atoms, final: Atoms) -> float:
     return float(np.linalg.norm(delta @ initial.cell[:], axis=1).max(initial=0.0))
 
 
+def _same_structure(a: Parent, b: Parent, tol: float = 0.05) -> bool:
+    """Whether two parents are one structure type: the same active sites and every site at
+    the same fractional coordinates within `tol` (periodic), whatever the elements."""
+    if len(a.atoms) != len(b.atoms) or not np.array_equal(a.active, b.active):
+        return False
+    delta = a.atoms.get_scaled_positions() - b.atoms.get_scaled_positions()
+    return bool(np.abs(delta - np.round(delta)).max() < tol)
+
+
+Start = tuple[np.ndarray, np.ndarray]  # (cell (3, 3), fractional positions (n_atoms, 3))
+
+
+def start_geometries(store: Store, source: Path) -> tuple[dict[int, Start], str]:
+    """Where the relaxations of a store start when a source store (another dopant, the same
+    parent structure type) has relaxed the same configurations: row -> (cell, fractional
+    positions), and a description of the source with the SHA-256 of its geometries.
+
+    The source's relaxed cell h_s = h0_s D (rows are lattice vectors, D its deformation of
+    the source parent h0_s) becomes h = h0 D = h0 h0_s^-1 h_s on this parent h0, with the
+    source's fractional coordinates: the same relaxed structure, rescaled to this dopant.
+    Only converged source relaxations are used; other rows start from the parent geometry.
+    """
+    source_store = Store(source)
+    labels = source_store.label_set(RELAXED)
+    if not _same_structure(source_store.parent, store.parent):
+        raise LabelingError(
+            f"{source}: its parent is not the structure of {store.path.name}'s parent (sites "
+            "or their fractional coordinates differ); start from a store of the same type"
+        )
+    with open_store(source) as handle:
+        group = handle["labels/relaxed"]
+        cell, positions, offset = group["cell"][:], group["positions"][:], group["atoms_offset"][:]
+    index = {occ.tobytes(): i for i, occ in enumerate(source_store.occupancy) if labels.usable[i]}
+    h0_source, h0 = source_store.parent.atoms.cell[:], store.parent.atoms.cell[:]
+    digest = hashlib.sha256()
+    starts: dict[int, Start] = {}
+    for row, occ in enumerate(store.occupancy):
+        i = index.get(occ.tobytes())
+        if i is None:
+            continue
+        relaxed = positions[offset[i] : offset[i + 1]]
+        deformation = np.linalg.solve(h0_source, cell[i])  # h0_s^-1 h_s
+        starts[row] = (h0 @ deformation, np.linalg.solve(cell[i].T, relaxed.T).T)
+        digest.update(cell[i].tobytes() + relaxed.tobytes())
+    what = f"{source.name} relaxed geometries, sha256 {digest.hexdigest()[:16]}"
+    return starts, what
+
+
 def label_chunk(
     spec: str,
     parent: Parent,
     rows: np.ndarray,
     occupancy: np.ndarray,
     relaxation: Relaxation | None = None,
+    starts: list[Start | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Single points (and, with a relaxation, relaxed energies) of a chunk of configurations
-    (runs on a worker). Arrays per structure; per-atom arrays are concatenated in row order."""
+    (runs on a worker). Arrays per structure; per-atom arrays are concatenated in row order.
+    `starts`: per configuration, the geometry its relaxation starts from (None: the parent
+    geometry); the single point is always the parent geometry's."""
     calc = make_calculator(spec)
+    starts = starts or [None] * len(rows)
     n = len(rows)
     out: dict[str, list] = {key: [] for key in ("forces", "natoms", "error", "positions")}
     single = np.full(n, np.nan)
@@ -214,6 +280,9 @@ def label_chunk(
             if "stress" in getattr(calc, "implemented_properties", ()):
                 stress[k] = atoms.get_stress(voigt=True)
             if relaxation is not None:
+                if starts[k] is not None:
+                    atoms.set_cell(starts[k][0])
+                    atoms.set_scaled_positions(starts[k][1])
                 steps[k], converged[k] = relaxation.run(atoms)
                 energy[k] = atoms.get_potential_energy()
                 displacement[k] = internal_displacement(initial, atoms)
@@ -238,6 +307,7 @@ def label_chunk(
             "steps": steps,
             "converged": converged,
             "max_displacement": displacement,
+            "from_source": np.array([start is not None for start in starts]),
             "cell": cell,
             "positions": np.concatenate(out["positions"]),
         }
@@ -311,10 +381,12 @@ def label_store(
     chunk_size: int = LABEL_CHUNK,
     hull: Hull | None = None,
     progress: Callable[[int, int], None] | None = None,
+    start_from: Path | None = None,
 ) -> int:
     """Label every configuration of a store, relaxed (with a `relaxation`) or as single
     points; returns the number of failed structures. Relaxing also stores the single points
-    unless the store has them already."""
+    unless the store has them already. `start_from`: a store of the same parent type with
+    relaxed labels; configurations it relaxed (converged) start from its geometry."""
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -326,6 +398,14 @@ def label_store(
             f"{path} already has {kind} labels ({store.labels[kind].attrs['calculator']})"
         )
     hull = hull or Hull.load(store.parent.dopant)
+    starts: dict[int, Start] = {}
+    if start_from is not None:
+        if relaxation is None:
+            raise LabelingError("starting geometries from another store need a relaxation")
+        starts, what = start_geometries(store, Path(start_from))
+        relaxation = replace(
+            relaxation, origin=f"{what} where it has the configuration, else the parent geometry"
+        )
     journal = label_journal(path, store, calculator, relaxation)
     done = np.zeros(len(store), dtype=bool)
     for segment in journal.load():
@@ -348,7 +428,7 @@ def label_store(
             chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
             futures = [
                 client.submit(label_chunk, calculator, parent, rows, store.occupancy[rows],
-                              relaxation, pure=False)
+                              relaxation, [starts.get(int(r)) for r in rows], pure=False)
                 for rows in chunks
             ]  # fmt: skip
             for future in as_completed(futures):
@@ -430,6 +510,7 @@ def write_labels(
             hull_columns(group, columns["energy"], columns["converged"])
             for key in ("steps", "max_displacement", "cell"):
                 group[key] = columns[key]
+            group["from_source"] = columns.get("from_source", np.zeros(len(store), dtype=bool))
             per_atom(group, "positions")
 
     write_atomically(path, fill, base=path)
