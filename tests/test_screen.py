@@ -156,3 +156,26 @@ def test_known_phase_line_of_the_bundled_results() -> None:
                            f"{int((e < 0.08).sum()):,} below +0.08 eV/atom")  # fmt: skip
     assert f"Sc57Pt13 (the known phase's arrangement) at {e[known]:+.3f} eV/atom" in line
     assert f"rank {rank:,} of {len(e):,}" in line and line.endswith("(RF; CHGNet stand-in labels)")
+
+
+def test_screen_relaxations_start_from_a_relaxed_store(tmp_path, user, capsys) -> None:
+    """`--start-from STORE`: a second screen's relaxations start from the first one's
+    relaxed geometries (every configuration of the same design: here the same dopant, so
+    they start at their minima, 0 steps), and the plan says so."""
+    (tmp_path / "design.toml").write_text(DESIGN)
+    (tmp_path / "inference.toml").write_text(INFERENCE)
+    common = ["-d", "Os", "--calculator", LJ, "--yes", "--design", str(tmp_path / "design.toml"),
+              "--inference", str(tmp_path / "inference.toml"), "--limits", "24",
+              "--workers", "1", "--out-dir", str(tmp_path)]  # fmt: skip
+    assert run(["screen", "--start-from", "parent", *common]) == 0
+    source, again = user / "training" / "sc60os13.h5", tmp_path / "again.h5"
+    capsys.readouterr()
+    args = ["--training", str(again), "--registry", str(tmp_path / "registry")]
+    assert run(["screen", "--start-from", str(source), *args, *common]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"relaxations start from the relaxed geometries in {source}" in printed
+    with h5py.File(source) as a, h5py.File(again) as b:
+        assert not a["labels/relaxed/from_source"][:].any()
+        assert b["labels/relaxed/from_source"][:].all()
+        assert (b["labels/relaxed/steps"][:] == 0).all()
+        assert "sc60os13.h5 relaxed geometries, sha256" in b["labels/relaxed"].attrs["settings"]

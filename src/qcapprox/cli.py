@@ -434,20 +434,30 @@ def screen(
         ),
     ] = None,
     registry: RegistryOpt = None,
+    start_from: Annotated[
+        str,
+        typer.Option(
+            help="Where relaxations start: 'auto' (the bundled Pt set's relaxed geometries "
+            "once it has them), 'parent' (the parent geometry) or a store with relaxed labels."
+        ),
+    ] = "auto",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
 ) -> None:
     """A new dopant end to end: references, training design, labels, RF family, inference
     set, predictions and a results file for `qcapprox tui` (every step resumable)."""
+    from qcapprox.hull import dopant_symbol
     from qcapprox.labeling import Relaxation
     from qcapprox.paths import user_data_dir
-    from qcapprox.screen import Screen
+    from qcapprox.screen import Screen, default_start
 
+    sources = {"auto": default_start(dopant_symbol(dopant)), "parent": None}
+    source = sources[start_from] if start_from in sources else Path(start_from)
     if out_dir is None:
         out_dir = user_data_dir() / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
         dopant, out_dir, calculator, Relaxation() if relax else None, design, inference,
-        _limits(limits), workers, training_set=training, registry=registry,
+        _limits(limits), workers, training_set=training, registry=registry, start_from=source,
     )  # fmt: skip
     run.check()
     for line in run.cost(run.parent()):
