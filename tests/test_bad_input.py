@@ -300,6 +300,8 @@ CASES = [
      truncated),
     ("start-from-unrelaxed", ["label", STORE, "--start-from", STORE], "has no relaxed labels",
      None),
+    ("screen-start-from", ["screen", "-d", "Pt", "--yes", "--start-from", "missing.h5"],
+     "missing.h5", None),
     ("reuse-foreign", ["predict", STORE, "--limits", "0", "--reuse", "bad.h5"],
      "bad.h5: not a qcapprox results file", foreign),
     # --- models: verified before they are loaded

@@ -112,7 +112,8 @@ class Screen:
 
     def check(self) -> None:
         """Refuse what would fail late: a design without a test set, a bundled training
-        set without the labels asked for, a missing output directory."""
+        set without the labels asked for, a missing output directory, a start store
+        without relaxed labels."""
         if Recipe.load(self.design).test_orbit is None:
             raise QcapproxError(
                 f"{self.design}: the training design needs a [test] table (the test set), "
@@ -126,6 +127,8 @@ class Screen:
             )
         if not Path(self.out_dir).is_dir():
             raise QcapproxError(f"--out-dir {self.out_dir} does not exist")
+        if self.start_from is not None and self.relaxation is not None:
+            Store(self.start_from).label_set(RELAXED)  # a store with relaxed geometries
 
     def cost(self, parent: Parent) -> list[str]:
         """What the run will compute, and roughly how long it takes with CHGNet here."""
