@@ -19,6 +19,7 @@ import pytest
 import skops.io as sio
 from sklearn.dummy import DummyRegressor
 
+import qcapprox.screen  # noqa: F401  (binds the real training_store before any patch)
 from qcapprox.cli import main
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
@@ -39,7 +40,8 @@ ORBITS = '[orbits.A4]\nspecies = ["Sc", "M", "vacancy"]\n'
 @pytest.fixture(autouse=True)
 def private_training_stores(tmp_path_factory, monkeypatch) -> None:
     """Models read copies of the bundled training stores (their first use writes the split,
-    and the bundled stores stay as they are)."""
+    and the bundled stores stay as they are). qcapprox.screen, which binds training_store
+    on import, is imported above, so the patch does not outlive these tests in it."""
     root = tmp_path_factory.getbasetemp() / "training-copies"
 
     def copy(dopant: str) -> Path:
