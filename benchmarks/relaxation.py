@@ -252,7 +252,8 @@ def start_from(store: Store, source: Path, n: int, seed: int, workers: int) -> l
             for start in (None, starts[r])]  # fmt: skip
     with get_context("spawn").Pool(workers, _init, (1,)) as pool:
         ends = pool.map(_relax_from, jobs, chunksize=1)
-    return [{"row": int(r), "a5_defects": int(a5_defects(store.composition[[r]])[0]),
+    defects_of = dict(zip(rows.tolist(), defects.tolist(), strict=True))
+    return [{"row": int(r), "a5_defects": defects_of[int(r)],
              "parent": ends[2 * k], "source": ends[2 * k + 1]}
             for k, r in enumerate(picks)]  # fmt: skip
 

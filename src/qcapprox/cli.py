@@ -450,8 +450,10 @@ def screen(
     from qcapprox.paths import user_data_dir
     from qcapprox.screen import Screen, default_start
 
-    sources = {"auto": default_start(dopant_symbol(dopant)), "parent": None}
-    source = sources[start_from] if start_from in sources else Path(start_from)
+    if start_from == "auto":  # reads the bundled Pt set only when asked to
+        source = default_start(dopant_symbol(dopant))
+    else:
+        source = None if start_from == "parent" else Path(start_from)
     if out_dir is None:
         out_dir = user_data_dir() / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
