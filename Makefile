@@ -44,13 +44,17 @@ relabel: $(STAMP)
 	  $(VENV)/bin/qcapprox label $$s --relax $$from || exit $$?; \
 	done
 
-# The bundled families on the relaxed labels of every set whose relabeling is done: RF,
-# then the three Allegro variants (default preset, two limits at once), into calculators/.
-# Finished limits are kept, so a stopped run resumes where it stopped.
+# The bundled families on the relaxed labels of every set whose relabeling is done: the RF
+# families first (a minute each), then the three Allegro variants (default preset, two
+# limits at once), into calculators/. Finished limits are kept, so a stopped run resumes
+# where it stopped.
 families: $(STAMP)
 	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if ! $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels not done yet"; continue; fi; \
 	  $(VENV)/bin/qcapprox train rf -d $$m --registry calculators || exit $$?; \
+	done
+	for m in $(DOPANTS); do s=$(STORE_OF_M); \
+	  $(RELAXED_DONE) $$s || continue; \
 	  for v in ordinary sequential pretrained; do \
 	    $(VENV)/bin/qcapprox train allegro -d $$m --variant $$v --jobs 2 \
 	      --registry calculators || exit $$?; \
