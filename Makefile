@@ -45,9 +45,9 @@ relabel: $(STAMP)
 	done
 
 # The bundled families on the relaxed labels of every set whose relabeling is done: the RF
-# and gradient-boosting families first (a minute each), then the three Allegro variants (default preset, two
-# limits at once), into calculators/. Finished limits are kept, so a stopped run resumes
-# where it stopped.
+# and gradient-boosting families first (a minute each), then the three Allegro variants
+# (default preset, two limits at once), into calculators/. Finished limits are kept, so a
+# stopped run resumes where it stopped.
 families: $(STAMP)
 	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if ! $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels not done yet"; continue; fi; \
