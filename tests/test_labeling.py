@@ -67,6 +67,19 @@ def six(tmp_path, monkeypatch, parent_pt: Parent) -> Path:
     return make_store(tmp_path, monkeypatch, parent_pt, SIX)
 
 
+RELAXATION = Relaxation(fmax=0.1, max_steps=500)
+
+
+@pytest.fixture(scope="module")
+def relaxed_six(tmp_path_factory, parent_pt: Parent) -> Path:
+    """The `six` store relaxed with Lennard-Jones (RELAXATION), once per module: read it,
+    never write it."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = make_store(tmp_path_factory.mktemp("relaxed"), mp, parent_pt, SIX)
+        assert label_store(path, LJ, RELAXATION, n_workers=1, chunk_size=4) == 0
+    return path
+
+
 def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
     from labelers import lennard_jones
 
@@ -89,7 +102,7 @@ def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
         label_store(tiny, LJ, n_workers=1)
 
 
-def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
+def test_relaxed_labels_match_an_independent_relaxation(relaxed_six: Path) -> None:
     """The relaxed energy is that of ASE's own FIRE + FrechetCellFilter run; the stored cell
     and positions give it back; the single points are kept beside it."""
     from ase import Atoms
@@ -98,8 +111,7 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
     from labelers import lennard_jones
     from threadpoolctl import threadpool_limits
 
-    relaxation = Relaxation(fmax=0.1, max_steps=500)
-    assert label_store(six, LJ, relaxation, n_workers=1, chunk_size=4) == 0
+    six = relaxed_six
     store = Store(six)
     relaxed, single = store.label_set("relaxed"), store.label_set("single-point")
     assert relaxed.converged.all() and relaxed.usable.all()
@@ -109,14 +121,14 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
         cell, positions = group["cell"][:], group["positions"][:]
         offset, steps = group["atoms_offset"][:], group["steps"][:]
         displacement = group["max_displacement"][:]
-    assert (steps > 0).all() and (steps <= 500).all() and (displacement > 0).all()
+    assert (steps > 0).all() and (steps <= RELAXATION.max_steps).all() and (displacement > 0).all()
     for row in (0, len(store) - 1):
         decorated = store.parent.decorate(store.occupancy[row])
         decorated.calc = lennard_jones()
         assert single.energy[row] == pytest.approx(decorated.get_potential_energy())
         opt = FIRE(FrechetCellFilter(decorated), logfile=None)
         with threadpool_limits(1):  # as the labeler's workers run it
-            assert opt.run(fmax=0.1, steps=500)
+            assert opt.run(fmax=RELAXATION.fmax, steps=RELAXATION.max_steps)
         assert relaxed.energy[row] == pytest.approx(decorated.get_potential_energy(), abs=1e-8)
         assert steps[row] == opt.nsteps
         again = Atoms(decorated.numbers, positions[offset[row] : offset[row + 1]],
@@ -125,15 +137,15 @@ def test_relaxed_labels_match_an_independent_relaxation(six: Path) -> None:
     assert "FIRE" in relaxed.attrs["settings"] and "fmax 0.1 " in relaxed.attrs["settings"]
 
 
-def test_relaxations_start_from_a_source_store(six: Path, tmp_path, parent_pt: Parent) -> None:
+def test_relaxations_start_from_a_source_store(
+    relaxed_six: Path, tmp_path, monkeypatch, parent_pt: Parent
+) -> None:
     """`start_from`: a second store of the same configurations, relaxed from the source's
     relaxed geometries with the same calculator and settings, starts at the minimum (0
     steps) and ends at the source's energies; its single points stay the parent's."""
-    relaxation = Relaxation(fmax=0.1, max_steps=500)
-    assert label_store(six, LJ, relaxation, n_workers=1, chunk_size=4) == 0
-    again = tmp_path / "again.h5"
-    run_recipe(Recipe.parse(SIX), parent_pt, again)
-    assert label_store(again, LJ, relaxation, n_workers=1, chunk_size=4, start_from=six) == 0
+    six = relaxed_six
+    again = make_store(tmp_path, monkeypatch, parent_pt, SIX)
+    assert label_store(again, LJ, RELAXATION, n_workers=1, chunk_size=4, start_from=six) == 0
     source, store = Store(six), Store(again)
     np.testing.assert_array_equal(store.occupancy, source.occupancy)
     relaxed = store.label_set("relaxed")
@@ -149,12 +161,12 @@ def test_relaxations_start_from_a_source_store(six: Path, tmp_path, parent_pt: P
         assert not handle["labels/relaxed/from_source"][:].any()  # relaxed from the parent
 
 
-def test_start_geometries_carry_the_strain_to_another_parent(six: Path, tmp_path) -> None:
+def test_start_geometries_carry_the_strain_to_another_parent(relaxed_six: Path, tmp_path) -> None:
     """Start geometries for another dopant: h = h0 h0_s^-1 h_s, the source's fractional
     coordinates; only the configurations the source relaxed to convergence."""
     from qcapprox.labeling import start_geometries
 
-    assert label_store(six, LJ, Relaxation(fmax=0.1, max_steps=500), n_workers=1) == 0
+    six = relaxed_six
     rh = tmp_path / "rh.h5"
     run_recipe(Recipe.parse(SIX), Parent.load("Rh"), rh)
     source, store = Store(six), Store(rh)
