@@ -16,10 +16,10 @@ demo: $(STAMP)
 	$(VENV)/bin/qcapprox demo
 
 # The suite runs on every core (pytest-xdist); a test file stays on one worker, so its
-# module fixtures are built once.
+# module fixtures are built once, and the slowest files start first (tests/conftest.py).
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
