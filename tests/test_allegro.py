@@ -1,8 +1,9 @@
 """Allegro families: a real (tiny) nequip training through qcapprox's code path.
 
 One module fixture enumerates a 36-configuration store, labels it with Lennard-Jones
-(tests/labelers.py), gives it a small split and trains the `tiny` preset (1 epoch) with
-nequip-train, nequip-package and the registry; the tests then use that member.
+(tests/labelers.py), gives it a small split and trains two `tiny` members (1 epoch; limits 24
+and 12, side by side in their own processes) with nequip-train, nequip-package and the
+registry; the tests then use those members.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ max_defects = 12
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, parent_pt):
-    """A labelled tiny store and a `tiny` ordinary member trained on it at limit 24."""
-    from qcapprox.models.allegro.training import train_allegro_member
+    """A labelled tiny store and `tiny` ordinary members trained on it at limits 24 and 12,
+    two at once (jobs=2), with the progress calls seen."""
+    from qcapprox.models.allegro.training import train_allegro_family
 
     root = tmp_path_factory.mktemp("allegro")
     recipe = root / "tiny.toml"
@@ -54,12 +56,14 @@ def trained(tmp_path_factory, parent_pt):
         test = np.isin(np.arange(len(Store(store))), pristine[:4])
         split = make_split(test, seed=1)
         write_atomically(store, lambda h: h.create_dataset("split", data=split), base=store)
-        registry = root / "registry"
-        card = train_allegro_member(
-            "Pt", 24, "ordinary", "tiny", root / "work", store=store, registry=registry,
-            labels="single-point",
+        registry, seen = root / "registry", []
+        cards = train_allegro_family(
+            "Pt", "ordinary", limits=(24, 12), preset="tiny", jobs=2, store=store,
+            registry=registry, labels="single-point",
+            progress=lambda done, total: seen.append((done, total)),
         )  # fmt: skip
-    return {"store": store, "registry": registry, "card": card, "root": root}
+    return {"store": store, "registry": registry, "card": cards[0], "cards": cards,
+            "seen": seen, "root": root}  # fmt: skip
 
 
 def test_card_and_registry(trained) -> None:
@@ -154,10 +158,11 @@ def test_members_go_to_the_user_data_dir(trained, tmp_path, monkeypatch) -> None
     from qcapprox.paths import REGISTRY_DIR
 
     monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "user"))
+    monkeypatch.setenv("QCAPPROX_CACHE", str(trained["root"] / "cache"))
     shipped = REGISTRY_DIR / "single-point" / "allegro" / "Pt" / "limit-24"
     before = {p.name: p.read_bytes() for p in shipped.iterdir()}
-    card = train_allegro_member("Pt", 24, "ordinary", "tiny", trained["root"] / "work",
-                                store=trained["store"], labels="single-point")  # fmt: skip
+    card = train_allegro_member("Pt", 24, "ordinary", "tiny", store=trained["store"],
+                                labels="single-point")  # fmt: skip
     where = tmp_path / "user" / "calculators" / "single-point" / "allegro" / "Pt" / "limit-24"
     assert registry_dir("ordinary", "Pt", 24, labels="single-point") == where
     assert json.loads((where / "card.json").read_text()) == card
@@ -236,33 +241,27 @@ def test_interrupted_stage_is_not_finished(tmp_path, monkeypatch) -> None:
     assert (stage / "done.json").exists()
 
 
-def test_limits_train_side_by_side(trained, tmp_path, monkeypatch) -> None:
-    """jobs=2 trains two limits at once in their own processes and publishes the members
-    a one-at-a-time run then finds finished; jobs=0 is refused."""
+def test_limits_train_side_by_side(trained, monkeypatch) -> None:
+    """jobs=2 (the module fixture) trained two limits at once in their own processes and
+    published the members a one-at-a-time run then finds finished; jobs=0 is refused."""
     from qcapprox.errors import AllegroError
     from qcapprox.models.allegro import runner, training
 
-    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
-    registry = tmp_path / "registry"
-    given = {"store": trained["store"], "registry": registry, "labels": "single-point"}
-    seen: list[tuple[int, int]] = []
-    cards = training.train_allegro_family(
-        "Pt", "ordinary", limits=(12, 6), preset="tiny", jobs=2,
-        progress=lambda done, total: seen.append((done, total)), **given,
-    )  # fmt: skip
-    assert [card["limit"] for card in cards] == [12, 6]
-    assert seen == [(1, 2), (2, 2)]
+    cards = trained["cards"]
+    assert [card["limit"] for card in cards] == [24, 12]
+    assert trained["seen"] == [(1, 2), (2, 2)]
     for card in cards:
-        where = registry / "single-point" / "allegro" / "Pt" / f"limit-{card['limit']:02d}"
-        assert json.loads((where / "card.json").read_text()) == card
+        where = trained["registry"] / "single-point" / "allegro" / "Pt"
+        assert json.loads((where / f"limit-{card['limit']:02d}" / "card.json").read_text()) == card
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished limit was trained again")
 
     monkeypatch.setattr(runner, "run_stage", refuse)
-    assert training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", **given) == cards
+    given = {"store": trained["store"], "registry": trained["registry"], "labels": "single-point"}
+    assert training.train_allegro_family("Pt", "ordinary", (24, 12), "tiny", **given) == cards
     with pytest.raises(AllegroError, match="jobs 0"):
-        training.train_allegro_family("Pt", "ordinary", (12, 6), "tiny", jobs=0, **given)
+        training.train_allegro_family("Pt", "ordinary", (24, 12), "tiny", jobs=0, **given)
 
 
 def test_learning_rate_schedules(tmp_path) -> None:

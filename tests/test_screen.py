@@ -179,11 +179,12 @@ def test_known_phase_line_of_the_bundled_results() -> None:
 def test_screen_relaxations_start_from_a_relaxed_store(tmp_path, user, capsys) -> None:
     """`--start-from STORE`: a second screen's relaxations start from the first one's
     relaxed geometries (every configuration of the same design: here the same dopant, so
-    they start at their minima, 0 steps), and the plan says so."""
+    they start at their minima, 0 steps), and the plan says so. `--fmax` reaches the
+    relaxations (0.2 eV/A: 7 FIRE steps from the parent here, not 51 at the default)."""
     (tmp_path / "design.toml").write_text(DESIGN)
     (tmp_path / "inference.toml").write_text(INFERENCE)
     common = ["-d", "Os", "--calculator", LJ, "--yes", "--design", str(tmp_path / "design.toml"),
-              "--inference", str(tmp_path / "inference.toml"), "--limits", "24",
+              "--inference", str(tmp_path / "inference.toml"), "--limits", "24", "--fmax", "0.2",
               "--workers", "1", "--out-dir", str(tmp_path)]  # fmt: skip
     assert run(["screen", "--start-from", "parent", *common]) == 0
     source, again = user / "training" / "sc60os13.h5", tmp_path / "again.h5"
@@ -193,6 +194,7 @@ def test_screen_relaxations_start_from_a_relaxed_store(tmp_path, user, capsys) -
     printed = " ".join(capsys.readouterr().out.split())
     assert f"relaxations start from the relaxed geometries in {source}" in printed
     with h5py.File(source) as a, h5py.File(again) as b:
+        assert "fmax 0.2 eV/A" in a["labels/relaxed"].attrs["settings"]
         assert not a["labels/relaxed/from_source"][:].any()
         assert b["labels/relaxed/from_source"][:].all()
         assert (b["labels/relaxed/steps"][:] == 0).all()

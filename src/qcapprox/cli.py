@@ -82,6 +82,9 @@ def options(
 
 
 DopantOpt = Annotated[str, typer.Option("--dopant", "-d", help="Dopant metal M (any metal).")]
+FmaxOpt = Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")]
+MaxStepsOpt = Annotated[int, typer.Option(help="Relaxation: step cap.")]
+OptimizerOpt = Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")]
 CifOpt = Annotated[
     Path | None, typer.Option("--cif", help="A parent CIF of your own instead of the bundled one.")
 ]
@@ -311,9 +314,9 @@ def label(
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
     ] = DEFAULT_CALCULATOR,
-    fmax: Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")] = FMAX,
-    max_steps: Annotated[int, typer.Option(help="Relaxation: step cap.")] = MAX_STEPS,
-    optimizer: Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")] = OPTIMIZER,
+    fmax: FmaxOpt = FMAX,
+    max_steps: MaxStepsOpt = MAX_STEPS,
+    optimizer: OptimizerOpt = OPTIMIZER,
     scheduler: Annotated[
         str | None, typer.Option(help="dask scheduler address (default: local workers).")
     ] = None,
@@ -419,6 +422,9 @@ def screen(
     calculator: Annotated[
         str, typer.Option(help="'chgnet' (bundled stand-in for DFT) or 'module:factory'.")
     ] = DEFAULT_CALCULATOR,
+    fmax: FmaxOpt = FMAX,
+    max_steps: MaxStepsOpt = MAX_STEPS,
+    optimizer: OptimizerOpt = OPTIMIZER,
     design: Annotated[
         Path, typer.Option(help="Training design recipe (needs a \\[test] table).")
     ] = RECIPES_DIR / "training.toml",
@@ -458,8 +464,9 @@ def screen(
         out_dir = user_data_dir() / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
-        dopant, out_dir, calculator, Relaxation() if relax else None, design, inference,
-        _limits(limits), workers, training_set=training, registry=registry, start_from=source,
+        dopant, out_dir, calculator, Relaxation(fmax, max_steps, optimizer) if relax else None,
+        design, inference, _limits(limits), workers, training_set=training, registry=registry,
+        start_from=source,
     )  # fmt: skip
     run.check()
     for line in run.cost(run.parent()):
