@@ -135,13 +135,15 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
     assert not (tmp_path / "elsewhere" / "calculators").exists()
 
     # screen takes them too: nothing is labelled again, the family comes from that registry
+    # (the other user has the Sc-Os references already)
+    shutil.copytree(user / "references", tmp_path / "elsewhere" / "references")
     again = tmp_path / "again"
     again.mkdir()
     capsys.readouterr()
     assert run([*args[:-1], str(again), *explicit]) == 0
-    assert f"training: 0 structures to label (single-point) in {training}" in (
-        capsys.readouterr().out
-    )
+    printed = capsys.readouterr().out
+    assert "references: 0 Sc-Os phases to relax (present)" in printed
+    assert f"training: 0 structures to label (single-point) in {training}" in printed
     with Results(again / "sc60os13-results.h5") as res:
         np.testing.assert_array_equal(res.predictions("Os", "rf-single-point"), predicted)
     assert not (tmp_path / "elsewhere" / "calculators").exists()
