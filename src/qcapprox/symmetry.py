@@ -19,7 +19,9 @@ and Fix(g) is the product of Fix_O(g) over the active orbits (g maps each orbit 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from functools import cache
 from math import comb, prod
 
 import numpy as np
@@ -82,7 +84,8 @@ def restrict(perms: np.ndarray, sites: np.ndarray) -> np.ndarray:
     return restricted
 
 
-def _cycle_lengths(perm: np.ndarray) -> list[int]:
+def _cycle_lengths(perm: np.ndarray) -> tuple[int, ...]:
+    """The sorted cycle lengths of a permutation (its cycle type)."""
     seen = np.zeros(len(perm), dtype=bool)
     lengths = []
     for start in range(len(perm)):
@@ -94,10 +97,27 @@ def _cycle_lengths(perm: np.ndarray) -> list[int]:
             j = perm[j]
             length += 1
         lengths.append(length)
-    return lengths
+    return tuple(sorted(lengths))
 
 
-def _fixed_colourings(cycles: Sequence[int], n_vac: int, n_dop: int) -> int:
+CycleIndex = dict[tuple[tuple[int, ...], ...], int]
+
+
+def cycle_index(group: np.ndarray, orbit_slices: Sequence[slice]) -> CycleIndex:
+    """The cycle index of the group on the active orbits: for every combination of cycle
+    types (one per orbit) that an operation has, how many operations have it.
+
+    `group` is the (n_ops, n_active) permutation array of the active sites and
+    `orbit_slices[k]` selects orbit k in the active order.
+    """
+    index = Counter(
+        tuple(_cycle_lengths(perm[sl] - sl.start) for sl in orbit_slices) for perm in group
+    )
+    return dict(index)
+
+
+@cache
+def _fixed_colourings(cycles: tuple[int, ...], n_vac: int, n_dop: int) -> int:
     """[x^v y^m] prod_C (1 + x^|C| + y^|C|) for the cycle lengths |C| of one orbit."""
     poly = np.zeros((n_vac + 1, n_dop + 1), dtype=object)
     poly[0, 0] = 1
@@ -111,26 +131,18 @@ def _fixed_colourings(cycles: Sequence[int], n_vac: int, n_dop: int) -> int:
     return int(poly[n_vac, n_dop])
 
 
-def burnside_count(
-    group: np.ndarray, orbit_slices: Sequence[slice], counts: Sequence[tuple[int, int]]
-) -> int:
-    """Number of symmetry-distinct configurations with the given (vacancy, dopant) counts.
-
-    `group` is the (n_ops, n_active) permutation array of the active sites and
-    `orbit_slices[k]` selects orbit k in the active order; `counts[k]` = (n_vac, n_dopant).
-    """
-    total = 0
-    for perm in group:
-        fix = 1
-        for sl, (n_vac, n_dop) in zip(orbit_slices, counts, strict=True):
-            local = perm[sl] - sl.start
-            fix *= _fixed_colourings(_cycle_lengths(local), n_vac, n_dop)
-            if fix == 0:
-                break
-        total += fix
-    if total % len(group):
+def burnside_count(index: CycleIndex, counts: Sequence[tuple[int, int]]) -> int:
+    """Number of symmetry-distinct configurations with the given (vacancy, dopant) counts
+    per orbit, `counts[k]` = (n_vac, n_dopant), from the group's cycle index: operations of
+    one cycle type fix as many colourings, so each type is counted once."""
+    total = sum(
+        n_ops * prod(_fixed_colourings(c, v, m) for c, (v, m) in zip(types, counts, strict=True))
+        for types, n_ops in index.items()
+    )
+    order = sum(index.values())
+    if total % order:
         raise ArithmeticError("Burnside sum not divisible by the group order")
-    return total // len(group)
+    return total // order
 
 
 def labelled_count(orbit_sizes: Sequence[int], counts: Sequence[tuple[int, int]]) -> int:

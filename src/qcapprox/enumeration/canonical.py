@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from itertools import combinations
 
 import numpy as np
 
 from qcapprox.errors import EnumerationError
 from qcapprox.parent import DOPANT, VACANCY, Parent
-from qcapprox.symmetry import burnside_count, labelled_count
+from qcapprox.symmetry import CycleIndex, burnside_count, cycle_index, labelled_count
 
 BLOCK = 1 << 20  # rows produced per vectorized step
 
@@ -110,7 +110,12 @@ class Enumerator:
 
     def count(self, composition: Sequence[int]) -> int:
         """Number of symmetry-distinct configurations (Burnside), without enumerating."""
-        return burnside_count(self.group, self.slices, self._pairs(composition))
+        return burnside_count(self.cycle_index, self._pairs(composition))
+
+    @cached_property
+    def cycle_index(self) -> CycleIndex:
+        """The group's cycle index on the active orbits (`qcapprox.symmetry.cycle_index`)."""
+        return cycle_index(self.group, self.slices)
 
     def labelled(self, composition: Sequence[int]) -> int:
         """Number of labelled decorations of a composition (sum of the multiplicities)."""
