@@ -49,8 +49,8 @@ MAX_CONFIGURATIONS = 10_000_000  # a larger run needs `force` (qcapprox enumerat
 # by CHUNK, COMMIT_ROWS and the enumerator's blocks, not by the size of the set); stores of
 # 3.7 to 4.1 bytes a row.
 ROWS_PER_SECOND = 400_000  # enumerated, journaled and written to the store
-SECONDS_PER_TASK = 0.002  # per composition (Burnside count, realizations): 4.4 s for the
-# 2,170 of the training design, with a CHGNet relabeling on both cores
+SECONDS_PER_TASK = 0.002  # per composition (Burnside count, realizations): the whole run for
+# 2,170 of the training design (4.1-4.2 s), with a CHGNet relabeling on both cores
 JOURNAL_BYTES_PER_ROW = 64  # uncompressed segments, removed at the end
 STORE_BYTES_PER_ROW = 6  # the gzip-compressed store
 PEAK_MEMORY = 600 * 2**20  # resident set of a streamed run, whatever its size
