@@ -305,6 +305,9 @@ CASES = [
     ("screen-start-from", ["screen", "-d", "Pt", "--yes", "--training", "new.h5",
                            "--start-from", "missing.h5"],
      "missing.h5", None),
+    ("label-fmax", ["label", STORE, "--fmax", "0"], "needs fmax > 0 and max_steps > 0", None),
+    ("screen-optimizer", ["screen", "-d", "Os", "--yes", "--optimizer", "Newton"],
+     "optimizer 'Newton': use one of FIRE", None),
     ("reuse-foreign", ["predict", STORE, "--limits", "0", "--reuse", "bad.h5"],
      "bad.h5: not a qcapprox results file", foreign),
     # --- models: verified before they are loaded

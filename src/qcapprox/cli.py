@@ -456,6 +456,7 @@ def screen(
     from qcapprox.paths import user_data_dir
     from qcapprox.screen import Screen, default_start
 
+    relaxation = Relaxation(fmax, max_steps, optimizer) if relax else None  # checked first
     if start_from == "auto":  # reads the bundled Pt set only when asked to
         source = default_start(dopant_symbol(dopant))
     else:
@@ -464,9 +465,8 @@ def screen(
         out_dir = user_data_dir() / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
-        dopant, out_dir, calculator, Relaxation(fmax, max_steps, optimizer) if relax else None,
-        design, inference, _limits(limits), workers, training_set=training, registry=registry,
-        start_from=source,
+        dopant, out_dir, calculator, relaxation, design, inference, _limits(limits), workers,
+        training_set=training, registry=registry, start_from=source,
     )  # fmt: skip
     run.check()
     for line in run.cost(run.parent()):
