@@ -23,7 +23,7 @@ import qcapprox.screen  # noqa: F401  (binds the real training_store before any 
 from qcapprox.cli import main
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
-from qcapprox.errors import AllegroError, StoreError
+from qcapprox.errors import AllegroError, ModelError, StoreError
 from qcapprox.models import base, forest
 from qcapprox.models.allegro.inference import MODEL_FILE, load_allegro_member
 from qcapprox.models.base import file_sha256
@@ -430,6 +430,15 @@ def test_rf_cache_files_are_checked_and_rebuilt(tmp_path, monkeypatch, pt_labels
     with pytest.warns(UserWarning, match="card.json is corrupt"):
         forest.load_member("Pt", 0, labels=pt_labels)
     assert recorded() == {p.name: file_sha256(p) for p in folds}
+    # the files are loaded trusting only the types the card records, and only sklearn's
+    card = json.loads((cache / "card.json").read_text())
+    assert card[forest.CACHE_TYPES] == {p.name: ["sklearn.tree._tree.Tree"] for p in folds}
+    for hidden, message in (([], "types its cache card does not record"),
+                            (["os.system"], "refuses to load untrusted types")):  # fmt: skip
+        card[forest.CACHE_TYPES]["fold-1.skops"] = hidden
+        (cache / "card.json").write_text(json.dumps(card))
+        with pytest.raises(ModelError, match=message):
+            forest.load_member("Pt", 0, labels=pt_labels)
 
 
 def test_allegro_zip_is_checked_before_loading(tmp_path, monkeypatch) -> None:

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 N_FOLDS = 5
 CARD_VERSIONS = ("qcapprox", "numpy", "scikit-learn", "skops", "ase", "pymatgen")
 CACHE_HASHES = "files_sha256"  # key of the cache card: file name -> sha256 of its bytes
+CACHE_TYPES = "files_types"  # key of the cache card: file name -> the non-default types in it
 #: The regressors by name: (module, class, arguments). Modules are imported when a
 #: regressor is made, so that naming the backbones imports no scikit-learn.
 REGRESSORS: dict[str, tuple[str, str, dict]] = {
@@ -149,25 +150,30 @@ def fit_member(
 
 def _save(models: list, card: dict, cache: Path) -> None:
     """Write the fold regressors, then the cache's copy of the card with the sha256 of
-    every file (`files_sha256`), so a cache is complete only once its card is there."""
+    every file (`files_sha256`) and the types skops does not trust by default in it
+    (`files_types`), so a cache is complete only once its card is there."""
     import skops.io as sio  # here: skops imports torch through scikit-learn's array API
 
     cache.mkdir(parents=True, exist_ok=True)
-    hashes = {}
+    hashes, types = {}, {}
     for k, model in enumerate(models):
         path = cache / f"fold-{k}.skops"
         tmp = path.with_name(path.name + ".tmp")
         sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         hashes[path.name] = file_sha256(tmp)
+        types[path.name] = sio.get_untrusted_types(file=tmp)
         tmp.replace(path)
-    write_card(cache / CARD, {**card, CACHE_HASHES: hashes})
+    write_card(cache / CARD, {**card, CACHE_HASHES: hashes, CACHE_TYPES: types})
 
 
 def _load_cached(cache: Path, digest: str) -> list | None:
     """The cached fold regressors of a training-set digest, each file checked against the
-    sha256 in the cache's card before it is loaded; None (train afresh) when the cache is
-    absent, of another training set, incomplete, corrupt or altered (with a warning)."""
+    sha256 in the cache's card before it is loaded, and loaded trusting only the
+    scikit-learn and numpy types the card records for it (skops refuses any other: one
+    parse of the file, not two); None (train afresh) when the cache is absent, of another
+    training set, incomplete, corrupt or altered (with a warning)."""
     import skops.io as sio  # here: skops imports torch through scikit-learn's array API
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     card_path = cache / CARD
     if not card_path.exists():
@@ -179,10 +185,12 @@ def _load_cached(cache: Path, digest: str) -> list | None:
         return None
     if card.get("training_set_sha256") != digest:
         return None
-    if CACHE_HASHES not in card:
-        warnings.warn(f"{cache} holds no file hashes (an older qcapprox): rebuilt", stacklevel=3)
+    if CACHE_HASHES not in card or CACHE_TYPES not in card:
+        warnings.warn(
+            f"{cache} holds no file hashes or types (an older qcapprox): rebuilt", stacklevel=3
+        )
         return None
-    hashes = card[CACHE_HASHES]
+    hashes, types = card[CACHE_HASHES], card[CACHE_TYPES]
     models = []
     for k in range(N_FOLDS):
         path = cache / f"fold-{k}.skops"
@@ -193,10 +201,13 @@ def _load_cached(cache: Path, digest: str) -> list | None:
                 stacklevel=3,
             )
             return None
-        untrusted = sio.get_untrusted_types(file=path)
-        if any(not t.startswith(("sklearn.", "numpy.")) for t in untrusted):
-            raise ModelError(f"{path}: refuses to load untrusted types {untrusted}")
-        models.append(sio.load(path, trusted=untrusted))
+        trusted = types.get(path.name, [])
+        if any(not t.startswith(("sklearn.", "numpy.")) for t in trusted):
+            raise ModelError(f"{path}: refuses to load untrusted types {trusted}")
+        try:
+            models.append(sio.load(path, trusted=trusted))
+        except UntrustedTypesFoundException as err:  # a card edited to hide a type
+            raise ModelError(f"{path}: holds types its cache card does not record: {err}") from err
     return models
 
 
