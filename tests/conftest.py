@@ -16,14 +16,11 @@ from qcapprox.paths import RECIPES_DIR
 from qcapprox.results import Results
 from qcapprox.store import RELAXED, SINGLE_POINT, Store
 
-# The files of 9 s or more (idle, 2 cores, 2026-11-27: 81 s for screen down to 9 s for
-# cli) start longest first, so that the two xdist workers (`make test`: --dist loadfile
-# --no-loadscope-reorder) end together; xdist's own order puts the files with the most tests
-# first and left the slowest to the end.
-SLOW_FIRST = ("test_screen.py", "test_allegro.py", "test_tui.py", "test_labeling.py",
-              "test_known_phase.py", "test_report.py", "test_prediction.py", "test_store.py",
-              "test_bad_input.py", "test_forest.py", "test_wheel.py", "test_enumeration.py",
-              "test_datasets.py", "test_references.py", "test_cli.py")  # fmt: skip
+# The slowest files (a minute or more each on 2 cores) start first, so that the two xdist
+# workers (`make test`: --dist loadfile --no-loadscope-reorder) end together; xdist's own
+# order puts the files with the most tests first and left these to the end.
+SLOW_FIRST = ("test_allegro.py", "test_screen.py", "test_tui.py", "test_labeling.py",
+              "test_wheel.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
