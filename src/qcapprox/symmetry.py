@@ -110,10 +110,9 @@ def cycle_index(group: np.ndarray, orbit_slices: Sequence[slice]) -> CycleIndex:
     `group` is the (n_ops, n_active) permutation array of the active sites and
     `orbit_slices[k]` selects orbit k in the active order.
     """
-    index = Counter(
-        tuple(_cycle_lengths(perm[sl] - sl.start) for sl in orbit_slices) for perm in group
+    return dict(
+        Counter(tuple(_cycle_lengths(perm[sl] - sl.start) for sl in orbit_slices) for perm in group)
     )
-    return dict(index)
 
 
 @cache
