@@ -71,8 +71,6 @@ def test_random_forest_at_limit_24_finds_the_known_phase(
 ) -> None:
     """The relaxed RF family at limit 24 puts Sc57M13 within NEAR of the hull and among
     the lowest TOP of the 15,327 A4 inference configurations."""
-    from qcapprox.models import backbone
-
     if dopant == "Pt":
         inference = inference_pt
     else:
@@ -85,5 +83,5 @@ def test_random_forest_at_limit_24_finds_the_known_phase(
     atoms.get_potential_energy()
     known = calc.get_property("e_above_hull")
     assert known < NEAR
-    every = backbone("rf").load(dopant, 24).predict(Store(inference).occupancy)
+    every = calc.predict_e_above_hull(Store(inference).occupancy)
     assert (every < known).mean() < TOP
