@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,20 @@ def model_cache(tmp_path_factory) -> None:
     mp.setenv("QCAPPROX_DATA", str(tmp_path_factory.mktemp("user-data")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of one local dask worker process (`labeling.local_cluster`) shared by
+    the session's labeling tests: its start-up (3-6 s) is paid once per xdist worker. It
+    imports the test labelers (tests/ on its PYTHONPATH)."""
+    from qcapprox.labeling import local_cluster
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", str(Path(__file__).parent))
+        cluster = local_cluster(1)
+    with cluster:
+        yield cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")

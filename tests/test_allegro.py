@@ -38,7 +38,7 @@ max_defects = 12
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, parent_pt):
+def trained(tmp_path_factory, parent_pt, dask_scheduler: str):
     """A labelled tiny store and `tiny` ordinary members trained on it at limits 24 and 12,
     two at once (jobs=2), with the progress calls seen."""
     from qcapprox.models.allegro.training import train_allegro_family
@@ -49,9 +49,8 @@ def trained(tmp_path_factory, parent_pt):
     store = root / "tiny.h5"
     run_recipe(Recipe.load(recipe), parent_pt, store)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", str(Path(__file__).parent))  # dask workers import labelers
         mp.setenv("QCAPPROX_CACHE", str(root / "cache"))
-        assert label_store(store, "labelers:lennard_jones", n_workers=1, chunk_size=16) == 0
+        assert label_store(store, "labelers:lennard_jones", dask_scheduler, chunk_size=16) == 0
         pristine = np.flatnonzero(a5_defects(Store(store).composition) == 0)
         test = np.isin(np.arange(len(Store(store))), pristine[:4])
         split = make_split(test, seed=1)

@@ -71,19 +71,19 @@ RELAXATION = Relaxation(fmax=0.1, max_steps=500)
 
 
 @pytest.fixture(scope="module")
-def relaxed_six(tmp_path_factory, parent_pt: Parent) -> Path:
+def relaxed_six(tmp_path_factory, parent_pt: Parent, dask_scheduler: str) -> Path:
     """The `six` store relaxed with Lennard-Jones (RELAXATION), once per module: read it,
     never write it."""
     with pytest.MonkeyPatch.context() as mp:
         path = make_store(tmp_path_factory.mktemp("relaxed"), mp, parent_pt, SIX)
-        assert label_store(path, LJ, RELAXATION, n_workers=1, chunk_size=4) == 0
+        assert label_store(path, LJ, RELAXATION, dask_scheduler, chunk_size=4) == 0
     return path
 
 
-def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
+def test_labels_equal_direct_calculation_and_hull(tiny: Path, dask_scheduler: str) -> None:
     from labelers import lennard_jones
 
-    assert label_store(tiny, LJ, n_workers=1, chunk_size=3) == 0
+    assert label_store(tiny, LJ, scheduler=dask_scheduler, chunk_size=3) == 0
     store = Store(tiny)
     labels = store.label_set("single-point")
     hull = Hull.load("Pt")
@@ -99,7 +99,7 @@ def test_labels_equal_direct_calculation_and_hull(tiny: Path) -> None:
     assert labels.usable.all() and "relaxed" not in store.labels
     assert not (tiny.parent / "tiny.h5.labels-single-point.partial").exists()
     with pytest.raises(LabelingError, match="already has single-point labels"):
-        label_store(tiny, LJ, n_workers=1)
+        label_store(tiny, LJ, scheduler=dask_scheduler)
 
 
 def test_relaxed_labels_match_an_independent_relaxation(relaxed_six: Path) -> None:
@@ -138,14 +138,14 @@ def test_relaxed_labels_match_an_independent_relaxation(relaxed_six: Path) -> No
 
 
 def test_relaxations_start_from_a_source_store(
-    relaxed_six: Path, tmp_path, monkeypatch, parent_pt: Parent
+    relaxed_six: Path, tmp_path, monkeypatch, parent_pt: Parent, dask_scheduler: str
 ) -> None:
     """`start_from`: a second store of the same configurations, relaxed from the source's
     relaxed geometries with the same calculator and settings, starts at the minimum (0
     steps) and ends at the source's energies; its single points stay the parent's."""
     six = relaxed_six
     again = make_store(tmp_path, monkeypatch, parent_pt, SIX)
-    assert label_store(again, LJ, RELAXATION, n_workers=1, chunk_size=4, start_from=six) == 0
+    assert label_store(again, LJ, RELAXATION, dask_scheduler, chunk_size=4, start_from=six) == 0
     source, store = Store(six), Store(again)
     np.testing.assert_array_equal(store.occupancy, source.occupancy)
     relaxed = store.label_set("relaxed")
@@ -187,15 +187,15 @@ def test_start_geometries_carry_the_strain_to_another_parent(relaxed_six: Path, 
         start_geometries(store, rh)
 
 
-def test_step_cap_flags_unconverged_rows(six: Path) -> None:
-    assert label_store(six, LJ, Relaxation(fmax=1e-4, max_steps=3), n_workers=1) == 0
+def test_step_cap_flags_unconverged_rows(six: Path, dask_scheduler: str) -> None:
+    assert label_store(six, LJ, Relaxation(fmax=1e-4, max_steps=3), dask_scheduler) == 0
     relaxed = Store(six).label_set("relaxed")
     assert not relaxed.converged.any() and not relaxed.usable.any()
     assert np.isfinite(relaxed.energy).all()
 
 
-def test_failures_are_recorded_not_fatal(tiny: Path) -> None:
-    failed = label_store(tiny, "labelers:fragile", n_workers=1, chunk_size=4)
+def test_failures_are_recorded_not_fatal(tiny: Path, dask_scheduler: str) -> None:
+    failed = label_store(tiny, "labelers:fragile", scheduler=dask_scheduler, chunk_size=4)
     store = Store(tiny)
     labels = store.label_set("single-point")
     has_vacancy = (store.occupancy == 2).any(axis=1)
@@ -212,7 +212,7 @@ def test_local_workers_keep_freed_memory(tiny: Path) -> None:
     assert Store(tiny).label_set("single-point").usable.all()
 
 
-def test_resume_uses_committed_journal(tiny: Path) -> None:
+def test_resume_uses_committed_journal(tiny: Path, dask_scheduler: str) -> None:
     """Committed chunks are not recomputed: a journal chunk with marked energies survives."""
     from qcapprox.labeling import label_chunk, label_journal
 
@@ -222,7 +222,7 @@ def test_resume_uses_committed_journal(tiny: Path) -> None:
     chunk = label_chunk(LJ, store.parent, rows, store.occupancy[rows])
     chunk["single_point"] = np.array([1.0, 2.0, 3.0])  # what a previous run committed
     journal.add(3, chunk)
-    label_store(tiny, LJ, n_workers=1, chunk_size=5)
+    label_store(tiny, LJ, scheduler=dask_scheduler, chunk_size=5)
     energy = Store(tiny).label_set("single-point").energy
     np.testing.assert_array_equal(energy[:3], [1.0, 2.0, 3.0])
     assert np.isfinite(energy[3:]).all() and (energy[3:] < 0).all()
@@ -362,14 +362,15 @@ def test_crystal_graph_equals_chgnet_converter(cell: str) -> None:
     assert got.composition == expected.composition
 
 
-def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path) -> None:
+def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path, dask_scheduler: str) -> None:
     """A background run (output to a file) gets plain progress lines with rate and time
     left, and the summary; the labels are written."""
     from typer.testing import CliRunner
 
     from qcapprox.cli import app
 
-    result = CliRunner().invoke(app, ["label", str(tiny), "--single-point", "--calculator", LJ])
+    args = ["label", str(tiny), "--single-point", "--calculator", LJ, "--scheduler", dask_scheduler]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     n = len(Store(tiny))
     assert f"labeling {n:,}/{n:,}: " in result.output and "structures/h" in result.output

@@ -56,10 +56,8 @@ def references(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def user(tmp_path, monkeypatch, references) -> Path:
-    """A user data directory with the module's Sc-Os references (all phases but Sc); dask
-    workers import the test labelers."""
+    """A user data directory with the module's Sc-Os references (all phases but Sc)."""
     monkeypatch.setenv("QCAPPROX_DATA", str(tmp_path / "user"))
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     shutil.copytree(references, tmp_path / "user" / "references")
     return tmp_path / "user"
 
@@ -76,7 +74,9 @@ def run(args: list[str]) -> int:
     return int(stop.value.code)
 
 
-def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> None:
+def test_screen_a_new_dopant_end_to_end(
+    tmp_path, user, capsys, monkeypatch, dask_scheduler: str
+) -> None:
     (tmp_path / "design.toml").write_text(DESIGN)
     (tmp_path / "inference.toml").write_text(INFERENCE)
     out = tmp_path / "out"
@@ -84,7 +84,7 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
     args = [
         "screen", "--dopant", "Os", "--single-point", "--calculator", LJ, "--yes",
         "--design", str(tmp_path / "design.toml"), "--inference", str(tmp_path / "inference.toml"),
-        "--limits", "0,24", "--workers", "1", "--out-dir", str(out),
+        "--limits", "0,24", "--scheduler", dask_scheduler, "--out-dir", str(out),
     ]  # fmt: skip
     with pytest.raises(SystemExit) as stop:
         main(args)
@@ -92,6 +92,7 @@ def test_screen_a_new_dopant_end_to_end(tmp_path, user, capsys, monkeypatch) -> 
     assert stop.value.code == 0, printed
     assert "references: 1 Sc-Os phases to relax" in printed  # Sc, missing from the fixture
     assert "training: 13 structures to label (single-point)" in printed
+    assert f"labels computed on the workers of the dask scheduler {dask_scheduler}" in printed
     summary = next(line for line in printed.splitlines() if line.startswith("limit 24:"))
 
     training = user / "training" / "sc60os13.h5"
@@ -178,7 +179,9 @@ def test_known_phase_line_of_the_bundled_results() -> None:
     assert f"rank {rank:,} of {len(e):,}" in line and line.endswith("(RF; CHGNet stand-in labels)")
 
 
-def test_screen_relaxations_start_from_a_relaxed_store(tmp_path, user, capsys) -> None:
+def test_screen_relaxations_start_from_a_relaxed_store(
+    tmp_path, user, capsys, dask_scheduler: str
+) -> None:
     """`--start-from STORE`: a second screen's relaxations start from the first one's
     relaxed geometries (every configuration of the same design: here the same dopant, so
     they start at their minima, 0 steps), and the plan says so. `--fmax` reaches the
@@ -187,7 +190,7 @@ def test_screen_relaxations_start_from_a_relaxed_store(tmp_path, user, capsys) -
     (tmp_path / "inference.toml").write_text(INFERENCE)
     common = ["-d", "Os", "--calculator", LJ, "--yes", "--design", str(tmp_path / "design.toml"),
               "--inference", str(tmp_path / "inference.toml"), "--limits", "24", "--fmax", "0.2",
-              "--workers", "1", "--out-dir", str(tmp_path)]  # fmt: skip
+              "--scheduler", dask_scheduler, "--out-dir", str(tmp_path)]  # fmt: skip
     assert run(["screen", "--start-from", "parent", *common]) == 0
     source, again = user / "training" / "sc60os13.h5", tmp_path / "again.h5"
     capsys.readouterr()

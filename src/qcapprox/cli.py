@@ -85,6 +85,10 @@ DopantOpt = Annotated[str, typer.Option("--dopant", "-d", help="Dopant metal M (
 FmaxOpt = Annotated[float, typer.Option(help="Relaxation: force threshold, eV/A.")]
 MaxStepsOpt = Annotated[int, typer.Option(help="Relaxation: step cap.")]
 OptimizerOpt = Annotated[str, typer.Option(help="Relaxation: an ASE optimizer.")]
+SchedulerOpt = Annotated[
+    str | None, typer.Option(help="dask scheduler address (default: local workers).")
+]
+WorkersOpt = Annotated[int, typer.Option(help="Local dask worker processes.")]
 CifOpt = Annotated[
     Path | None, typer.Option("--cif", help="A parent CIF of your own instead of the bundled one.")
 ]
@@ -317,10 +321,8 @@ def label(
     fmax: FmaxOpt = FMAX,
     max_steps: MaxStepsOpt = MAX_STEPS,
     optimizer: OptimizerOpt = OPTIMIZER,
-    scheduler: Annotated[
-        str | None, typer.Option(help="dask scheduler address (default: local workers).")
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = LABEL_WORKERS,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = LABEL_WORKERS,
     chunk: Annotated[int, typer.Option(help="Configurations per dask task.")] = LABEL_CHUNK,
     start_from: Annotated[
         Path | None,
@@ -431,7 +433,8 @@ def screen(
     inference: Annotated[Path, typer.Option(help="Inference recipe.")] = RECIPES_DIR
     / "inference-a4.toml",
     limits: LimitsOpt = "all",
-    workers: Annotated[int, typer.Option(help="Local dask worker processes.")] = LABEL_WORKERS,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = LABEL_WORKERS,
     training: Annotated[
         Path | None,
         typer.Option(
@@ -466,7 +469,7 @@ def screen(
         out_dir.mkdir(parents=True, exist_ok=True)
     run = Screen(
         dopant, out_dir, calculator, relaxation, design, inference, _limits(limits), workers,
-        training_set=training, registry=registry, start_from=source,
+        training_set=training, registry=registry, start_from=source, scheduler=scheduler,
     )  # fmt: skip
     run.check()
     for line in run.cost(run.parent()):

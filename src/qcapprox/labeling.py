@@ -39,6 +39,7 @@ from functools import cache
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -69,6 +70,9 @@ from qcapprox.store import (
     open_store,
     write_atomically,
 )
+
+if TYPE_CHECKING:
+    from dask.distributed import LocalCluster
 
 SINGLE_POINT_SETTINGS = "single point at the parent geometry"
 
@@ -144,6 +148,18 @@ WORKER_MALLOC = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(2**30),
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(2**25),
 }
+
+
+def local_cluster(n_workers: int = LABEL_WORKERS) -> LocalCluster:
+    """The local dask cluster of labeling: `n_workers` processes of one thread each, with
+    the malloc thresholds of WORKER_MALLOC. Close it when done (it is a context manager)."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set(WORKER_MALLOC):
+        return LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
 
 
 @dataclass(frozen=True)
@@ -387,8 +403,7 @@ def label_store(
     points; returns the number of failed structures. Relaxing also stores the single points
     unless the store has them already. `start_from`: a store of the same parent type with
     relaxed labels; configurations it relaxed (converged) start from its geometry."""
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     path = Path(path)
     store = Store(path)
@@ -416,13 +431,7 @@ def label_store(
     if progress:
         progress(int(done.sum()), len(store))
     if len(todo):
-        cluster = None
-        if scheduler is None:
-            with dask.config.set(WORKER_MALLOC):
-                cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0",
-                )  # fmt: skip
+        cluster = local_cluster(n_workers) if scheduler is None else None
         with Client(scheduler or cluster) as client:
             parent = client.scatter(store.parent, broadcast=True)
             chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]

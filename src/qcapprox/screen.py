@@ -84,6 +84,7 @@ class Screen:
     training_set: Path | None = None
     registry: Path | None = None
     start_from: Path | None = None
+    scheduler: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -151,12 +152,16 @@ class Screen:
                 f"relaxations start from the relaxed geometries in {self.start_from} where it "
                 "has the configuration, else from the parent geometry"
             )
+        if self.scheduler is not None:
+            lines.append(f"labels computed on the workers of the dask scheduler {self.scheduler}")
         if self.calculator == DEFAULT_CALCULATOR:
             per_structure = CHGNET_SECONDS["relaxed from a source" if warm else self.labels]
-            seconds = refs * CHGNET_SECONDS["reference"] + todo * per_structure / self.n_workers
+            workers = 1 if self.scheduler else self.n_workers  # a scheduler's: unknown here
+            seconds = refs * CHGNET_SECONDS["reference"] + todo * per_structure / workers
             lines.append(
-                f"estimate with CHGNet on {self.n_workers} workers: {seconds / 3600:.1f} h of "
-                "labeling (a rough upper bound: light structures relax in fewer steps)"
+                f"estimate with CHGNet on {workers} worker{'s' * (workers > 1)}: "
+                f"{seconds / 3600:.1f} h of labeling (a rough upper bound: light structures "
+                "relax in fewer steps)"
             )
         else:
             lines.append(f"labeler {self.calculator}: its time per structure is unknown here")
@@ -180,7 +185,7 @@ class Screen:
                        progress=lambda d, t, _: progress(d, t))  # fmt: skip
             if self.labels not in Store(self.training).labels:
                 label_store(
-                    self.training, self.calculator, self.relaxation, None, self.n_workers,
+                    self.training, self.calculator, self.relaxation, self.scheduler, self.n_workers,
                     self.chunk_size, progress=step(f"labels ({self.labels})"),
                     start_from=self.start_from if self.relaxation is not None else None,
                 )  # fmt: skip
