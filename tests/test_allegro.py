@@ -50,7 +50,10 @@ def trained(tmp_path_factory, parent_pt, dask_scheduler: str):
     run_recipe(Recipe.load(recipe), parent_pt, store)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QCAPPROX_CACHE", str(root / "cache"))
-        assert label_store(store, "labelers:lennard_jones", dask_scheduler, chunk_size=16) == 0
+        assert (
+            label_store(store, "labelers:lennard_jones", scheduler=dask_scheduler, chunk_size=16)
+            == 0
+        )
         pristine = np.flatnonzero(a5_defects(Store(store).composition) == 0)
         test = np.isin(np.arange(len(Store(store))), pristine[:4])
         split = make_split(test, seed=1)
