@@ -76,7 +76,7 @@ def relaxed_six(tmp_path_factory, parent_pt: Parent, dask_scheduler: str) -> Pat
     never write it."""
     with pytest.MonkeyPatch.context() as mp:
         path = make_store(tmp_path_factory.mktemp("relaxed"), mp, parent_pt, SIX)
-        assert label_store(path, LJ, RELAXATION, dask_scheduler, chunk_size=4) == 0
+        assert label_store(path, LJ, RELAXATION, scheduler=dask_scheduler, chunk_size=4) == 0
     return path
 
 
@@ -145,7 +145,10 @@ def test_relaxations_start_from_a_source_store(
     steps) and ends at the source's energies; its single points stay the parent's."""
     six = relaxed_six
     again = make_store(tmp_path, monkeypatch, parent_pt, SIX)
-    assert label_store(again, LJ, RELAXATION, dask_scheduler, chunk_size=4, start_from=six) == 0
+    assert (
+        label_store(again, LJ, RELAXATION, scheduler=dask_scheduler, chunk_size=4, start_from=six)
+        == 0
+    )
     source, store = Store(six), Store(again)
     np.testing.assert_array_equal(store.occupancy, source.occupancy)
     relaxed = store.label_set("relaxed")
@@ -188,7 +191,7 @@ def test_start_geometries_carry_the_strain_to_another_parent(relaxed_six: Path, 
 
 
 def test_step_cap_flags_unconverged_rows(six: Path, dask_scheduler: str) -> None:
-    assert label_store(six, LJ, Relaxation(fmax=1e-4, max_steps=3), dask_scheduler) == 0
+    assert label_store(six, LJ, Relaxation(fmax=1e-4, max_steps=3), scheduler=dask_scheduler) == 0
     relaxed = Store(six).label_set("relaxed")
     assert not relaxed.converged.any() and not relaxed.usable.any()
     assert np.isfinite(relaxed.energy).all()
