@@ -68,6 +68,18 @@ def trained(tmp_path_factory, parent_pt, dask_scheduler: str):
             "seen": seen, "root": root}  # fmt: skip
 
 
+@pytest.fixture
+def no_training(monkeypatch) -> None:
+    """nequip-train and nequip-package refused: what runs must find its members finished."""
+    from qcapprox.models.allegro import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished member was trained or packaged again")
+
+    monkeypatch.setattr(runner, "run_stage", refuse)
+    monkeypatch.setattr(runner, "package", refuse)
+
+
 def test_card_and_registry(trained) -> None:
     from qcapprox.models.allegro.inference import MODEL_FILE, registry_dir
 
@@ -130,21 +142,16 @@ def test_calculator_predicts_the_configuration(trained) -> None:
     np.testing.assert_allclose(again, trained["card"]["test_predictions"], atol=1e-9)
 
 
-def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
-    from qcapprox.models.allegro import presets, runner, training
+def test_finished_limit_is_not_retrained(trained, no_training) -> None:
+    from qcapprox.models.allegro import presets, training
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a finished limit was trained again")
-
-    monkeypatch.setattr(runner, "run_stage", refuse)
-    monkeypatch.setattr(training, "package", refuse)
     cards = training.train_allegro_family(
         "Pt", "ordinary", limits=(24,), preset="tiny",
         store=trained["store"], registry=trained["registry"], labels="single-point",
     )  # fmt: skip
     assert cards == [trained["card"]]
     # another preset is another model: it would train
-    with pytest.raises(AssertionError, match="trained again"):
+    with pytest.raises(AssertionError, match="trained or packaged again"):
         training.train_allegro_member(
             "Pt", 24, "ordinary", replace(presets.PRESETS["tiny"], name="tiny2"),
             trained["root"] / "work2", store=trained["store"], registry=trained["registry"],
@@ -152,9 +159,10 @@ def test_finished_limit_is_not_retrained(trained, monkeypatch) -> None:
         )  # fmt: skip
 
 
-def test_members_go_to_the_user_data_dir(trained, tmp_path, monkeypatch) -> None:
+def test_members_go_to_the_user_data_dir(trained, tmp_path, monkeypatch, no_training) -> None:
     """Without a registry a member is written into the user's, never into the bundled
-    calculators/ (its finished stages are reused: it is only packaged again)."""
+    calculators/ (its finished work directory is reused: neither trained nor packaged
+    again)."""
     from qcapprox.models.allegro.inference import MODEL_FILE, registry_dir
     from qcapprox.models.allegro.training import train_allegro_member
     from qcapprox.paths import REGISTRY_DIR
@@ -243,11 +251,11 @@ def test_interrupted_stage_is_not_finished(tmp_path, monkeypatch) -> None:
     assert (stage / "done.json").exists()
 
 
-def test_limits_train_side_by_side(trained, monkeypatch) -> None:
+def test_limits_train_side_by_side(trained, no_training) -> None:
     """jobs=2 (the module fixture) trained two limits at once in their own processes and
     published the members a one-at-a-time run then finds finished; jobs=0 is refused."""
     from qcapprox.errors import AllegroError
-    from qcapprox.models.allegro import runner, training
+    from qcapprox.models.allegro import training
 
     cards = trained["cards"]
     assert [card["limit"] for card in cards] == [24, 12]
@@ -256,10 +264,6 @@ def test_limits_train_side_by_side(trained, monkeypatch) -> None:
         where = trained["registry"] / "single-point" / "allegro" / "Pt"
         assert json.loads((where / f"limit-{card['limit']:02d}" / "card.json").read_text()) == card
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a finished limit was trained again")
-
-    monkeypatch.setattr(runner, "run_stage", refuse)
     given = {"store": trained["store"], "registry": trained["registry"], "labels": "single-point"}
     assert training.train_allegro_family("Pt", "ordinary", (24, 12), "tiny", **given) == cards
     with pytest.raises(AllegroError, match="jobs 0"):

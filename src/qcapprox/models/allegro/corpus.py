@@ -47,7 +47,7 @@ from qcapprox.hull import reference_path
 from qcapprox.models.allegro.config import scratch_model
 from qcapprox.models.allegro.inference import MODEL_FILE, finished, model_fields
 from qcapprox.models.allegro.presets import BACKBONES, Preset, get_preset
-from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
+from qcapprox.models.allegro.runner import Stage, prepare_workdir, train_and_package
 from qcapprox.models.base import card_dir, file_sha256, output_dir, publish
 from qcapprox.parent import BUNDLED_DOPANTS
 from qcapprox.paths import DATA_DIR, cache_root
@@ -304,9 +304,15 @@ def pretrain_corpus_model(
     stage = Stage("corpus", train, val, model, preset.lr, budget=preset.corpus_budget)
 
     start = time.perf_counter()
-    best, records = run_stages(workdir, [stage], lambda rows: [images[i] for i in rows], preset,
-                               type_names, forces)  # fmt: skip
-    packaged = package(best, workdir / MODEL_FILE, workdir / "package.log")
+    packaged, records = train_and_package(
+        workdir,
+        [stage],
+        lambda rows: [images[i] for i in rows],
+        preset,
+        type_names,
+        forces,
+        workdir / MODEL_FILE,
+    )
     card = {
         "backbone": BACKBONES["pretrained"],
         "role": "corpus model, fine-tuned by every allegro-pretrained member",

@@ -6,7 +6,8 @@ structures with their neighbour lists (`write_dataset`) and its config
 (`qcapprox.models.allegro.config`) in its own directory, and runs ``nequip-train`` there
 in a subprocess. A stage with ``done.json`` is finished; an interrupted one resumes from
 its ``last.ckpt``. The best checkpoint of the last stage is then packaged (`package`)
-into the ``.nequip.zip`` file that is registered. A work directory belongs to one
+into the ``.nequip.zip`` file that is registered (`train_and_package`: once per work
+directory). A work directory belongs to one
 identity (training data and settings, `prepare_workdir`): another identity starts afresh.
 """
 
@@ -78,10 +79,12 @@ def run_stages(
     preset: Preset,
     type_names: Sequence[str],
     forces: bool,
+    packaged: bool = False,
 ) -> tuple[Path, list[dict]]:
     """Run the stages in order (finished ones are skipped, an interrupted one resumes);
     `images(rows)` gives the labelled structures of rows. Returns the best checkpoint of
-    the last stage and the records of all."""
+    the last stage and the records of all. The datasets of a finished stage are written
+    again for packaging, unless the member is `packaged` already."""
     records = []
     for stage in stages:
         if len(stage.train) == 0 or len(stage.validation) == 0:
@@ -90,15 +93,19 @@ def run_stages(
                 f"{len(stage.validation)} validation rows; both must be non-empty"
             )
         stage_dir = workdir / stage.dirname
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        r_max = stage_r_max(preset, stage.model)
-        for split, rows in (("train", stage.train), ("val", stage.validation)):
-            if not (stage_dir / DATASETS[split]).exists():
-                write_dataset(stage_dir / DATASETS[split], images(rows), r_max)
-        settings = preset.fine_tuning() if stage.fine_tune else preset
-        config = stage_config(settings, stage_dir, type_names, stage.model, len(stage.train),
-                              forces, stage.lr, stage.budget)  # fmt: skip
-        record = run_stage(stage_dir, config)
+        done = stage_dir / "done.json"
+        if packaged and done.exists():
+            record = json.loads(done.read_text())
+        else:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            r_max = stage_r_max(preset, stage.model)
+            for split, rows in (("train", stage.train), ("val", stage.validation)):
+                if not (stage_dir / DATASETS[split]).exists():
+                    write_dataset(stage_dir / DATASETS[split], images(rows), r_max)
+            settings = preset.fine_tuning() if stage.fine_tune else preset
+            config = stage_config(settings, stage_dir, type_names, stage.model,
+                                  len(stage.train), forces, stage.lr, stage.budget)  # fmt: skip
+            record = run_stage(stage_dir, config)
         records.append({**record, "name": stage.name, "train": len(stage.train),
                         "validation": len(stage.validation), **stage.notes})  # fmt: skip
     return workdir / stages[-1].dirname / "best.ckpt", records
@@ -207,6 +214,26 @@ def _read_history(log_dir: Path) -> list[float]:
                 if value not in ("", None):
                     values[int(row["epoch"])] = float(value)
     return [values[k] for k in sorted(values)]
+
+
+def train_and_package(
+    workdir: Path,
+    stages: Sequence[Stage],
+    images: Callable[[np.ndarray], list[Atoms]],
+    preset: Preset,
+    type_names: Sequence[str],
+    forces: bool,
+    output: Path,
+) -> tuple[Path, list[dict]]:
+    """`run_stages`, then `package` the best checkpoint of the last stage into `output`
+    in the work directory; returns it and the stages' records. A work directory packaged
+    before is only read (a finished member published to another registry is neither
+    trained nor packaged again)."""
+    packaged = output.exists()  # written atomically, after every stage finished
+    best, records = run_stages(workdir, stages, images, preset, type_names, forces, packaged)
+    if not packaged:
+        package(best, output, workdir / "package.log")
+    return output, records
 
 
 def package(checkpoint: Path, output: Path, log: Path) -> Path:

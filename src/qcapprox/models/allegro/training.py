@@ -65,7 +65,7 @@ from qcapprox.models.allegro.inference import (
     registry_dir,
 )
 from qcapprox.models.allegro.presets import Preset, backbone_of, get_preset
-from qcapprox.models.allegro.runner import Stage, package, prepare_workdir, run_stages
+from qcapprox.models.allegro.runner import Stage, prepare_workdir, train_and_package
 from qcapprox.models.base import (
     TrainingSet,
     check_limit,
@@ -271,9 +271,15 @@ def train_allegro_member(
     start = time.perf_counter()
     job = Job(data, Hull.load(dopant), limit, preset_obj, forces, workdir, corpus_card)
     plan = PLANS[variant](job)
-    best, records = run_stages(workdir, plan.stages, _images(data, forces), preset_obj,
-                               plan.types, forces)  # fmt: skip
-    packaged = package(best, workdir / MODEL_FILE, workdir / "package.log")
+    packaged, records = train_and_package(
+        workdir,
+        plan.stages,
+        _images(data, forces),
+        preset_obj,
+        plan.types,
+        forces,
+        workdir / MODEL_FILE,
+    )
     card = _card(job, backbone, variant, records, plan, packaged, time.perf_counter() - start)
     publish(
         output_dir(member_path(backbone, dopant, limit, labels), registry),
