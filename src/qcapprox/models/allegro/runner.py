@@ -7,8 +7,8 @@ structures with their neighbour lists (`write_dataset`) and its config
 in a subprocess. A stage with ``done.json`` is finished; an interrupted one resumes from
 its ``last.ckpt``. The best checkpoint of the last stage is then packaged (`package`)
 into the ``.nequip.zip`` file that is registered (`train_and_package`: once per work
-directory). A work directory belongs to one
-identity (training data and settings, `prepare_workdir`): another identity starts afresh.
+directory). A work directory belongs to one identity (training data and settings,
+`prepare_workdir`): another identity starts afresh.
 """
 
 from __future__ import annotations
