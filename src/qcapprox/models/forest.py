@@ -17,7 +17,9 @@ cache (`$QCAPPROX_CACHE`, default `~/.cache/qcapprox`) as skops files, and check
 the card: the training-set hash must match, and so must the test RMSE. The cache's own copy
 of the card records the sha256 of every file it wrote; a file that does not match (or a
 corrupt cache) is not loaded and the member is trained afresh. skops loads only trusted
-scikit-learn types.
+scikit-learn types. A fold file is parsed once per process: the regressors are kept by the
+sha256 of their file (checked at every load) and the types trusted in it, so a member
+loaded again (a screen predicts with the family it has just trained) costs its hashes only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import time
 import warnings
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -61,6 +64,9 @@ N_FOLDS = 5
 CARD_VERSIONS = ("qcapprox", "numpy", "scikit-learn", "skops", "ase", "pymatgen")
 CACHE_HASHES = "files_sha256"  # key of the cache card: file name -> sha256 of its bytes
 CACHE_TYPES = "files_types"  # key of the cache card: file name -> the non-default types in it
+#: Fold regressors parsed (or written) in this process, by (file sha256, types trusted), the
+#: most recent last; at most one family's worth is kept.
+_PARSED: OrderedDict[tuple[str, tuple[str, ...]], RegressorMixin] = OrderedDict()
 #: The regressors by name: (module, class, arguments). Modules are imported when a
 #: regressor is made, so that naming the backbones imports no scikit-learn.
 REGRESSORS: dict[str, tuple[str, str, dict]] = {
@@ -163,6 +169,7 @@ def _save(models: list, card: dict, cache: Path) -> None:
         hashes[path.name] = file_sha256(tmp)
         types[path.name] = sio.get_untrusted_types(file=tmp)
         tmp.replace(path)
+        _remember((hashes[path.name], tuple(types[path.name])), model)
     write_card(cache / CARD, {**card, CACHE_HASHES: hashes, CACHE_TYPES: types})
 
 
@@ -194,7 +201,8 @@ def _load_cached(cache: Path, digest: str) -> list | None:
     models = []
     for k in range(N_FOLDS):
         path = cache / f"fold-{k}.skops"
-        if not path.exists() or file_sha256(path) != hashes.get(path.name):
+        sha256 = file_sha256(path) if path.exists() else None
+        if sha256 is None or sha256 != hashes.get(path.name):
             warnings.warn(
                 f"{path} is missing or not the file its cache card records (sha256): the "
                 "model cache is rebuilt",
@@ -204,11 +212,25 @@ def _load_cached(cache: Path, digest: str) -> list | None:
         trusted = types.get(path.name, [])
         if any(not t.startswith(("sklearn.", "numpy.")) for t in trusted):
             raise ModelError(f"{path}: refuses to load untrusted types {trusted}")
-        try:
-            models.append(sio.load(path, trusted=trusted))
-        except UntrustedTypesFoundException as err:  # a card edited to hide a type
-            raise ModelError(f"{path}: holds types its cache card does not record: {err}") from err
+        key = (sha256, tuple(trusted))
+        if key not in _PARSED:
+            try:
+                _remember(key, sio.load(path, trusted=trusted))
+            except UntrustedTypesFoundException as err:  # a card edited to hide a type
+                raise ModelError(
+                    f"{path}: holds types its cache card does not record: {err}"
+                ) from err
+        _PARSED.move_to_end(key)
+        models.append(_PARSED[key])
     return models
+
+
+def _remember(key: tuple[str, tuple[str, ...]], model: RegressorMixin) -> None:
+    """Keep a parsed fold regressor (`_PARSED`), dropping the least recent beyond one
+    family (N_FOLDS x the limits)."""
+    _PARSED[key] = model
+    while len(_PARSED) > N_FOLDS * len(LIMITS):
+        _PARSED.popitem(last=False)
 
 
 def load_member(
