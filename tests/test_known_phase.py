@@ -11,7 +11,7 @@ from qcapprox.calculators import ForestHullCalculator
 from qcapprox.datasets import LIMITS
 from qcapprox.hull import Hull
 from qcapprox.labeling import Relaxation, make_calculator
-from qcapprox.models.base import training_store
+from qcapprox.models import family_key
 from qcapprox.parent import BUNDLED_DOPANTS, Parent
 from qcapprox.paths import BUNDLED_RESULTS, PARENTS_DIR
 from qcapprox.results import Results
@@ -48,13 +48,12 @@ def test_known_phase_relaxes_onto_the_hull(parent_pt: Parent) -> None:
     assert single - relaxed > 0.05 and abs(relaxed) < NEAR
 
 
-def test_random_forest_at_limit_24_finds_the_known_phase(inference_pt) -> None:
+def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, inference_pt) -> None:
     """The relaxed Pt RF family at limit 24, through ForestHullCalculator (trained here and
     checked against its card), puts Sc57Pt13 within NEAR of the hull and among the lowest
     TOP of the 15,327 A4 inference configurations."""
-    parent = Parent.load("Pt")
     calc = ForestHullCalculator(dopant="Pt", limit=24)
-    atoms = parent.decorate(parent.known_phase())
+    atoms = parent_pt.decorate(parent_pt.known_phase())
     atoms.calc = calc
     atoms.get_potential_energy()
     known = calc.get_property("e_above_hull")
@@ -64,8 +63,9 @@ def test_random_forest_at_limit_24_finds_the_known_phase(inference_pt) -> None:
 
 
 def _relaxed(dopant: str) -> bool:
+    """Whether the bundled results hold the dopant's relaxed RF family."""
     with Results(BUNDLED_RESULTS) as results:
-        return RELAXED in Store(training_store(dopant)).labels and "rf" in results.backbones(dopant)
+        return family_key("rf", RELAXED) in results.backbones(dopant)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_bundled_results_find_the_known_phase(dopant: str) -> None:
     predicted) hold the relaxed RF family's limit-24 prediction of Sc57M13 within NEAR of
     the hull and among the lowest TOP of the dopant's A4 inference configurations."""
     with Results(BUNDLED_RESULTS) as results:
-        e = results.predictions(dopant, "rf")[LIMITS.index(24)]
+        e = results.predictions(dopant, family_key("rf", RELAXED))[LIMITS.index(24)]
         known = results.known_phase_row(dopant)
     assert len(e) == 15_327 and known is not None
     assert e[known] < NEAR and (e < e[known]).mean() < TOP
