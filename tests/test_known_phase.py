@@ -75,8 +75,7 @@ def _relaxed(dopant: str) -> bool:
             m,
             marks=pytest.mark.skipif(
                 not _relaxed(m),
-                reason=f"the bundled {m} results hold no relaxed RF family yet (relabeling "
-                "in progress)",
+                reason=f"the bundled {m} results hold no relaxed RF family yet",
             ),
         )
         for m in BUNDLED_DOPANTS
