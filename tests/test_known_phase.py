@@ -62,25 +62,7 @@ def test_random_forest_at_limit_24_finds_the_known_phase(parent_pt: Parent, infe
     assert (every < known).mean() < TOP
 
 
-def _relaxed(dopant: str) -> bool:
-    """Whether the bundled results hold the dopant's relaxed RF family."""
-    with Results(BUNDLED_RESULTS) as results:
-        return family_key("rf", RELAXED) in results.backbones(dopant)
-
-
-@pytest.mark.parametrize(
-    "dopant",
-    [
-        pytest.param(
-            m,
-            marks=pytest.mark.skipif(
-                not _relaxed(m),
-                reason=f"the bundled {m} results hold no relaxed RF family yet",
-            ),
-        )
-        for m in BUNDLED_DOPANTS
-    ],
-)
+@pytest.mark.parametrize("dopant", BUNDLED_DOPANTS)
 def test_bundled_results_find_the_known_phase(dopant: str) -> None:
     """The bundled results (`make results`: every member checked against its card when it
     predicted) hold the relaxed RF family's limit-24 prediction of Sc57M13 within NEAR of
