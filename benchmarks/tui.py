@@ -140,10 +140,17 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
                 [key],
                 lambda b=before: app.cell != b and shown(),
             )
-        await timed("tab 2, to candidates shown", ["2"], lambda: app._active_tab() == "candidates")
+        await timed(
+            "tab 2, to candidates shown",
+            ["2"],
+            lambda: app._active_tab() == "candidates" and shown(),
+        )
+        await app.workers.wait_for_complete()  # no list arrives (and resets the cursor) later
         table = app.query_one("#cand-table", RowTable)
         for key in ["down"] * 10 + ["pagedown"] * 4 + ["end", "home"]:
             before = table.cursor_row
+            if before == (0 if key == "home" else table.row_count - 1):
+                continue  # the key would not move the cursor: nothing to wait for
             await timed("table move", [key], lambda b=before: table.cursor_row != b)
         for key in ("s", "v", "v", "v"):
             before = app._candidates_request()
