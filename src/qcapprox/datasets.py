@@ -107,3 +107,27 @@ def subset_sizes(composition: np.ndarray, split: np.ndarray) -> list[dict[str, i
             }
         )
     return rows
+
+
+def depth_compositions(
+    stores: list[Store], a4_only: int = 10, a5_two: int = 3, kind: str = "relaxed"
+) -> list[tuple[int, ...]]:
+    """The compositions of the depth design, chosen from labelled training stores.
+
+    Among the training (non-test) compositions present in every store, those with the lowest
+    mean energy above the hull over the stores (each composition's Table 1 realization,
+    usable labels only): the `a4_only` lowest with no A5 defect, then the `a5_two` lowest
+    with two A5 defects. The depth design relaxes up to 20 distinct realizations of each, so
+    that a model can learn what differs *within* a composition (enumeration/depth.toml).
+    """
+    means: dict[tuple[int, ...], list[float]] = {}
+    for store in stores:
+        labels = store.label_set(kind)
+        keep = labels.usable & (write_split(store.path) != TEST)
+        for comp, e in zip(store.composition[keep], labels.e_above_hull[keep], strict=True):
+            means.setdefault(tuple(int(c) for c in comp), []).append(float(e))
+    common = {c: float(np.mean(v)) for c, v in means.items() if len(v) == len(stores)}
+    ranked = sorted(common, key=lambda c: (common[c], c))
+    a4 = [c for c in ranked if c[2] + c[3] == 0][:a4_only]
+    a5 = [c for c in ranked if c[2] + c[3] == 2][:a5_two]
+    return sorted(a4 + a5)

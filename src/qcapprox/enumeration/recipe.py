@@ -42,6 +42,7 @@ from qcapprox.parent import Parent
 SPECIES = ("Sc", "M", "vacancy")
 RECIPE_KEYS = (
     "name", "description", "mode", "seed", "realizations", "orbits", "sc_fraction_above", "test",
+    "compositions",
 )  # fmt: skip
 ORBIT_KEYS = ("species", "step", "max_defects")
 RETIRED = {
@@ -83,6 +84,7 @@ class Recipe:
     sc_fraction_above: dict[str, Fraction] = field(default_factory=dict)
     test_orbit: str | None = None
     description: str = ""
+    listed: tuple[tuple[int, ...], ...] | None = None  # `compositions`, replacing the grid
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
@@ -127,6 +129,11 @@ class Recipe:
                 f"{source}: test.orbit must name one of the recipe's orbits {sorted(orbits)}, "
                 f"not {test_orbit!r}"
             )
+        listed = raw.get("compositions")
+        if listed is not None:
+            listed = _listed(source, listed)
+            if test_orbit is not None:
+                raise RecipeError(f"{source}: a recipe with `compositions` has no [test] table")
         return cls(
             name=_string(source, "name", raw.get("name", Path(source).stem)),
             text=text,
@@ -137,6 +144,7 @@ class Recipe:
             sc_fraction_above=fractions,
             test_orbit=test_orbit,
             description=_string(source, "description", raw.get("description", "")),
+            listed=listed,
         )
 
     def fraction_bound(self, dopant: str) -> Fraction:
@@ -153,6 +161,8 @@ class Recipe:
                 f"recipe {self.name}: orbits {sorted(unknown)} are not active orbits of the "
                 f"parent ({list(parent.active_orbits)})"
             )
+        if self.listed is not None:
+            return sorted(self._check_listed(parent))
         per_orbit = []
         for name in parent.active_orbits:
             size = len(parent.orbits[name])
@@ -171,6 +181,29 @@ class Recipe:
             if n_host > 0 and Fraction(n_host, n_host + n_dop0 + n_dop) > bound:
                 out.append(comp)
         return sorted(out)
+
+    def _check_listed(self, parent: Parent) -> list[tuple[int, ...]]:
+        """The listed compositions, each checked to fit the parent's orbits and species."""
+        for comp in self.listed or ():
+            if len(comp) != 2 * len(parent.active_orbits):
+                raise RecipeError(
+                    f"recipe {self.name}: composition {list(comp)} needs "
+                    f"{2 * len(parent.active_orbits)} counts (vacancies, M per active orbit)"
+                )
+            for k, name in enumerate(parent.active_orbits):
+                v, m = comp[2 * k : 2 * k + 2]
+                species = self.orbits.get(name, OrbitRule(("Sc",))).species
+                if (v and "vacancy" not in species) or (m and "M" not in species):
+                    raise RecipeError(
+                        f"recipe {self.name}: composition {list(comp)} puts defects on {name}, "
+                        f"whose species are {list(species)}"
+                    )
+                if v + m > len(parent.orbits[name]):
+                    raise RecipeError(
+                        f"recipe {self.name}: composition {list(comp)} puts {v + m} defects on "
+                        f"{name}, which has {len(parent.orbits[name])} sites"
+                    )
+        return list(self.listed or ())
 
     def test_compositions(self, parent: Parent) -> list[tuple[int, ...]]:
         """The test compositions: defects on the test orbit only, off the step grid, sorted."""
@@ -248,6 +281,29 @@ def _fraction(source: str, key: str, value: object) -> Fraction:
             f'{source}: {key} must be a fraction in [0, 1) such as "2/3", not {value!r}'
         )
     return fraction
+
+
+def _listed(source: str, value: object) -> tuple[tuple[int, ...], ...]:
+    """The `compositions` list: distinct lists of non-negative integer counts."""
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(c, list)
+            and c
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in c)
+            for c in value
+        )
+    )
+    if not ok:
+        raise RecipeError(
+            f"{source}: compositions must be a list of count lists such as [[5, 0, 0, 0]], "
+            f"not {value!r}"
+        )
+    listed = tuple(tuple(c) for c in value)
+    if len(set(listed)) != len(listed):
+        raise RecipeError(f"{source}: compositions lists a composition twice")
+    return listed
 
 
 def _orbit_rule(source: str, name: str, rule: object) -> OrbitRule:
