@@ -29,7 +29,8 @@ from qcapprox.enumeration import Enumerator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
-from qcapprox.parent import BUNDLED_DOPANTS, Parent
+from qcapprox.mapping import POLICIES
+from qcapprox.parent import BUNDLED_DOPANTS, MAX_DISPLACEMENT, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
 from qcapprox.settings import (
     DEFAULT_CALCULATOR,
@@ -41,7 +42,7 @@ from qcapprox.settings import (
     OPTIMIZER,
     SEED,
 )
-from qcapprox.store import LABEL_KINDS, Store, writer_lock
+from qcapprox.store import LABEL_KINDS, Labels, Store, writer_lock
 
 app = typer.Typer(
     help="Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare.",
@@ -254,6 +255,8 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
         )
         if why := stale_hull(s, labels.kind):
             console.print(f"[yellow]{why}", markup=True, highlight=False)
+        if labels.kind == "relaxed":
+            console.print(_mapping_line(s.path, labels))
 
     for kind, run in labels_in_progress(store).items():
         limits = ", ".join(map(str, run["limits"])) or "none yet"
@@ -268,6 +271,39 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
                 f"  their energies above the hull: lowest {e.min():+.3f}, median "
                 f"{np.median(e):+.3f} eV/atom; {int((e < 0).sum()):,} below it"
             )
+
+
+def _mapping_line(path: Path, labels: Labels) -> str:
+    """What the relaxed rows relaxed into, in shares (all rows and A4-only rows)."""
+    if labels.mapping is None:
+        return f"  relaxation map: none yet (run `qcapprox map {path}`)"
+    usable = labels.usable
+    a4_only = Store(path).composition[:, 2:].sum(axis=1) == 0
+    parts = []
+    for name, rows in (("usable rows", usable), ("A4-only", usable & a4_only)):
+        share = labels.mapping.shares(rows)
+        parts.append(
+            f"{name} ({int(rows.sum()):,}): {share['kept']:.0%} kept their configuration, "
+            f"{share['other']:.0%} relaxed into another, {share['unmappable']:.0%} unmappable"
+        )
+    return f"  relaxed into (tolerance {labels.mapping.tolerance:g} A): " + "; ".join(parts)
+
+
+@app.command("map")
+def map_cmd(
+    store: Annotated[Path, typer.Argument(help="A store with relaxed labels (.h5).")],
+    tolerance: Annotated[
+        float,
+        typer.Option(min=0.0, help="Largest distance of an atom from its assigned site, A."),
+    ] = MAX_DISPLACEMENT,
+) -> None:
+    """Identify every relaxed structure: the configuration it relaxed into (or unmappable)."""
+    from qcapprox.labeling import remap
+
+    with _progress() as bar:
+        job = bar.add_task("relaxed into", total=None, rows=0)
+        remap(store, tolerance, lambda n, total: bar.update(job, completed=n, total=total, rows=n))
+    console.print(_mapping_line(store, Store(store).label_set("relaxed")))
 
 
 @app.command()
@@ -592,6 +628,31 @@ LabelsOpt = Annotated[
     ),
 ]
 
+MappingOpt = Annotated[
+    Literal[POLICIES],
+    typer.Option(
+        "--mapping",
+        help="Relaxed labels: start (the study's: a label belongs to the configuration it "
+        "started from), kept (only rows that kept their identity) or relaxed-into (a label "
+        "belongs to the configuration it relaxed into, the lowest when several land on it).",
+    ),
+]
+DepthOpt = Annotated[
+    bool,
+    typer.Option(
+        "--depth/--no-depth",
+        help="Add the depth design (sc60<m>13-depth.h5 beside the training store: up to 20 "
+        "realizations of the lowest compositions) to Table 1's training rows.",
+    ),
+]
+
+
+def _setup(labels: str, mapping: str, depth: bool) -> str:
+    """The training set-up's name (`qcapprox.models.base.Setup`) of the options."""
+    from qcapprox.models.base import Setup
+
+    return Setup(labels, mapping, depth).name
+
 
 @app.command()
 def limits(store: Annotated[Path, typer.Argument(help="A labelled training store.")]) -> None:
@@ -642,6 +703,8 @@ def train(
         ),
     ] = 1,
     labels: LabelsOpt = "relaxed",
+    mapping: MappingOpt = "start",
+    depth: DepthOpt = False,
     training: TrainingOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
@@ -650,13 +713,14 @@ def train(
     from qcapprox.models import backbone as get_backbone
 
     todo = _limits(limits)
+    labels = _setup(labels, mapping, depth)
     kind = get_backbone(backbone, variant)
     given = {"preset": preset, "forces": forces, "corpus": corpus, "jobs": jobs}
     if corpus is not None and "corpus" not in kind.options:
         raise QcapproxError("--corpus is for `train allegro --variant pretrained` only")
     if jobs != 1 and "jobs" not in kind.options:
         raise QcapproxError("--jobs is for `train allegro` only")
-    table = Table(title=f"{kind.name} family, Sc60{dopant}13, {labels} labels")
+    table = Table(title=f"{kind.name} family, Sc60{dopant}13, {labels} labels (CHGNet stand-in)")
     for col in ("limit", "train", "validation", "test RMSE eV/atom", "fit s"):
         table.add_column(col, justify="right")
     with Progress(
@@ -722,6 +786,8 @@ def predict(
     ] = "rf",
     limits: LimitsOpt = "all",
     labels: LabelsOpt = "relaxed",
+    mapping: MappingOpt = "start",
+    depth: DepthOpt = False,
     training: TrainingOpt = None,
     registry: RegistryOpt = None,
     reuse: Annotated[
@@ -736,6 +802,7 @@ def predict(
     from qcapprox.models import family_key, trained_backbones
 
     todo = _limits(limits)
+    labels = _setup(labels, mapping, depth)
     if backbone == "all":
         names = trained_backbones(Store(store).parent.dopant, labels, registry)
         if not names:

@@ -51,7 +51,14 @@ from ase.optimize.optimize import Optimizer
 from qcapprox.datasets import LIMITS, a5_defects, in_limit
 from qcapprox.errors import HullError, LabelingError, StoreError
 from qcapprox.hull import Hull
-from qcapprox.parent import VACANCY, Parent
+from qcapprox.mapping import (
+    UNMAPPABLE,
+    RelaxationMap,
+    map_relaxations,
+    map_store,
+    write_mapping,
+)
+from qcapprox.parent import MAX_DISPLACEMENT, VACANCY, Parent
 from qcapprox.settings import (
     DEFAULT_CALCULATOR,
     FMAX,
@@ -485,10 +492,18 @@ def _gather(journal: Journal, n: int, path: Path) -> dict[str, np.ndarray]:
 
 
 def write_labels(
-    path: Path, store: Store, journal: Journal, hull: Hull, info: dict, kinds: list[str]
+    path: Path,
+    store: Store,
+    journal: Journal,
+    hull: Hull,
+    info: dict,
+    kinds: list[str],
+    mapping: RelaxationMap | None = None,
 ) -> int:
     """Add the label sets `kinds` (labels/relaxed, labels/single-point) from the journal to a
-    copy of the store, then rename; returns the number of failed rows."""
+    copy of the store, then rename; returns the number of failed rows. Relaxed labels carry
+    their relaxation map (`qcapprox.mapping`): `mapping`, else mapped from the relaxed
+    geometries."""
     columns = _gather(journal, len(store), path)
     n_host, n_dop = store.parent.formula_counts(store.occupancy)
     error = columns["error"].astype(str)
@@ -506,6 +521,12 @@ def write_labels(
         group.create_dataset(key, data=columns[key], chunks=True, compression="gzip", shuffle=True)
         group["atoms_offset"] = columns["offset"]
 
+    if "relaxed" in kinds:
+        mapping = mapping or map_relaxations(
+            store.parent, store.ids, store.occupancy, columns["cell"], columns["positions"],
+            columns["offset"],
+        )  # fmt: skip
+
     def fill(handle: h5py.File) -> None:
         if "single-point" in kinds:
             group = handle.create_group("labels/single-point")
@@ -521,6 +542,7 @@ def write_labels(
                 group[key] = columns[key]
             group["from_source"] = columns.get("from_source", np.zeros(len(store), dtype=bool))
             per_atom(group, "positions")
+            write_mapping(group, mapping)
 
     write_atomically(path, fill, base=path)
     return int((error != "").sum())
@@ -585,6 +607,20 @@ def rehull(path: str | Path, hull: Hull | None = None) -> dict[str, tuple[int, i
     return counts
 
 
+@one_writer
+def remap(
+    path: str | Path,
+    tolerance: float = MAX_DISPLACEMENT,
+    progress: Callable[[int, int], None] | None = None,
+) -> RelaxationMap:
+    """Map the relaxed labels of a store from their stored relaxed geometries
+    (`qcapprox.mapping`), replacing a map they have; written to a copy, then renamed."""
+    path = Path(path)
+    mapping = map_store(path, tolerance, progress)
+    write_atomically(path, lambda h: write_mapping(h["labels/relaxed"], mapping), base=path)
+    return mapping
+
+
 def import_energies(
     store_path: str | Path,
     structures: str | Path,
@@ -616,13 +652,17 @@ def import_energies(
         images = read(structures, index=":")
     except Exception as err:
         raise LabelingError(f"{structures}: cannot read structures ({err})") from err
+    into = np.full(len(store), UNMAPPABLE, dtype=np.int64)
+    displacement = np.full(len(store), np.nan)
     for k, atoms in enumerate(images):
-        config_id = enumerator.config_ids(store.parent.identify(atoms))[0]
+        match = store.parent.match(atoms)
+        config_id = enumerator.config_ids(match.occupancy)[0]
         hits = np.flatnonzero(store.ids == config_id)
         if len(hits) == 0:
             raise LabelingError(
                 f"{structures}: structure {k} is not a configuration of {store_path}"
             )
+        into[hits[0]], displacement[hits[0]] = config_id, match.max_displacement
         try:
             energy[hits[0]] = atoms.get_potential_energy()
         except Exception as err:
@@ -656,6 +696,8 @@ def import_energies(
         }
     journal = Journal(store_path.with_name(f"{store_path.name}.labels-import"), info)
     journal.add(n, columns)
-    write_labels(store_path, store, journal, hull, info, [kind])
+    # an imported structure is the configuration it identifies as: it kept its identity
+    mapping = RelaxationMap(into, into != UNMAPPABLE, displacement, MAX_DISPLACEMENT)
+    write_labels(store_path, store, journal, hull, info, [kind], mapping)
     journal.remove()
     return int((~missing).sum())

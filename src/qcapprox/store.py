@@ -55,6 +55,7 @@ import numpy as np
 from ase import Atoms
 
 from qcapprox.errors import StoreError
+from qcapprox.mapping import RelaxationMap, read_mapping
 from qcapprox.parent import VACANCY, Parent
 
 FORMAT = "qcapprox-store"
@@ -288,6 +289,7 @@ class Labels:
     converged: np.ndarray
     error: np.ndarray
     attrs: dict
+    mapping: RelaxationMap | None = None  # relaxed labels: what each row relaxed into
 
     @classmethod
     def read(cls, group: h5py.Group, kind: str, n: int) -> Labels:
@@ -306,6 +308,7 @@ class Labels:
             *(group[key][:] for key in LABEL_FIELDS),
             error=group["error"].asstr()[:],
             attrs=dict(group.attrs),
+            mapping=read_mapping(group, n) if kind == "relaxed" else None,
         )
 
     @property

@@ -47,16 +47,20 @@ class Member(Protocol):
 
 def family_key(backbone: str, labels: str = RELAXED) -> str:
     """Name of a family in stores, results and reports: the backbone (e.g. `rf`) for the
-    family trained on relaxed labels (the target), `<backbone>-<labels>` otherwise (e.g.
-    `rf-single-point`, the cheap screen)."""
+    family trained on relaxed labels with the study's design (the target),
+    `<backbone>-<set-up>` otherwise (e.g. `rf-single-point`, the cheap screen, or
+    `ce-relaxed+depth`; `qcapprox.models.base.Setup`)."""
     return backbone if labels == RELAXED else f"{backbone}-{labels}"
 
 
 def split_family_key(key: str) -> tuple[str, str]:
-    """(backbone, labels) of a family name: the inverse of `family_key`."""
-    for labels in LABEL_KINDS:
-        if labels != RELAXED and key.endswith(f"-{labels}"):
-            return key.removesuffix(f"-{labels}"), labels
+    """(backbone, set-up name) of a family name: the inverse of `family_key`."""
+    for name in sorted(BACKBONES, key=len, reverse=True):
+        if key == name:
+            return key, RELAXED
+        rest = key.removeprefix(f"{name}-")
+        if rest != key and rest.split("+")[0] in LABEL_KINDS:
+            return name, rest
     return key, RELAXED
 
 

@@ -36,9 +36,11 @@ from qcapprox.datasets import (
     a5_defects,
     in_limit,
     limit_key,
+    make_split,
     write_split,
 )
 from qcapprox.errors import ModelError
+from qcapprox.mapping import DEFAULT_POLICY, POLICIES, apply_policy
 from qcapprox.parent import Parent
 from qcapprox.paths import (
     DATA_DIR,
@@ -47,7 +49,7 @@ from qcapprox.paths import (
     user_registry_dir,
     user_training_dir,
 )
-from qcapprox.store import RELAXED, Labels, Store, package_versions
+from qcapprox.store import LABEL_KINDS, RELAXED, Labels, Store, package_versions
 
 CARD = "card.json"
 
@@ -79,50 +81,123 @@ def training_path(dopant: str, training: Path | None = None) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What a family is trained on, besides the study's Table 1 design: a label set of the
+    training store (`relaxed`, the target, or `single-point`), the mapping policy of the
+    relaxed labels (`qcapprox.mapping.POLICIES`; `start` is the study's convention) and
+    whether the depth design (`enumeration/depth.toml`, the store `sc60<m>13-depth.h5` beside
+    the training store) joins the training rows. Its `name` ("relaxed", "relaxed+depth",
+    "relaxed+kept", "relaxed+depth+relaxed-into", ...) is what the `labels` argument of the
+    backbones, the registry path and the family key carry."""
+
+    labels: str = RELAXED
+    mapping: str = DEFAULT_POLICY
+    depth: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = [self.labels, *(["depth"] if self.depth else [])]
+        return "+".join(parts + ([] if self.mapping == DEFAULT_POLICY else [self.mapping]))
+
+    @classmethod
+    def parse(cls, name: str) -> Setup:
+        """The set-up of a name (the inverse of `name`); ModelError if it is none."""
+        labels, *rest = str(name).split("+")
+        depth = "depth" in rest
+        rest = [r for r in rest if r != "depth"]
+        mapping = rest[0] if len(rest) == 1 else DEFAULT_POLICY
+        setup = cls(labels, mapping, depth)
+        if (
+            labels not in LABEL_KINDS
+            or len(rest) > 1
+            or mapping not in POLICIES
+            or (setup.name != name)
+        ):
+            raise ModelError(
+                f"unknown training set-up {name!r}: a label set ({', '.join(LABEL_KINDS)}), "
+                f"then optionally +depth and +<mapping policy> ({', '.join(POLICIES[1:])})"
+            )
+        if labels != RELAXED and mapping != DEFAULT_POLICY:
+            raise ModelError(f"{name}: a mapping policy applies to relaxed labels only")
+        return setup
+
+
+def depth_store(training: Path) -> Path:
+    """The depth design's store beside a training store: sc60pt13.h5 -> sc60pt13-depth.h5."""
+    return Path(training).with_name(f"{Path(training).stem}-depth.h5")
+
+
 @dataclass
 class TrainingSet:
-    """A labelled training store (one label set) and its split: the rows a member of each
-    limit is fitted, validated and tested on."""
+    """The training examples of a member: a labelled training store (one label set) and
+    its split, under a set-up (`Setup`): the rows of each limit a member is fitted,
+    validated and tested on.
+
+    Every example has an id, an occupancy, its composition, a target (energy above the
+    hull, eV/atom), its total energy (eV), a split code and whether it is usable. With the
+    default set-up they are the store's rows. A mapping policy (`qcapprox.mapping`) changes
+    the train and validation examples only; the test examples stay the study's (the
+    relaxed label of each test configuration as it started), so test errors compare across
+    policies. The depth design's rows join as train (90 %) and validation examples, except
+    configurations Table 1 already holds.
+    """
 
     store: Store
     labels: Labels
+    setup: Setup
+    ids: np.ndarray
+    occupancy: np.ndarray
+    target: np.ndarray
+    energy: np.ndarray
     split: np.ndarray
+    usable: np.ndarray
 
     @classmethod
     def load(cls, path: str | Path, labels: str = RELAXED) -> TrainingSet:
-        """Read a labelled store (its split is made and stored on first use)."""
+        """Read a labelled store (its split is made and stored on first use) under the
+        set-up named `labels`."""
         from qcapprox.labeling import stale_hull
 
+        setup = Setup.parse(labels)
         split = write_split(path)
         store = Store(path)
-        data = cls(store, store.label_set(labels), split)
-        if why := stale_hull(store, labels):
+        label_set = store.label_set(setup.labels)
+        if why := stale_hull(store, setup.labels):
             warnings.warn(why, stacklevel=2)
-        return data
+        parts = [_examples(store, label_set, split, setup.mapping)]
+        if setup.depth:
+            extra = Store(_existing(depth_store(path), path))
+            if extra.parent.dopant != store.parent.dopant:
+                raise ModelError(f"{extra.path} holds Sc-{extra.parent.dopant}, not its dopant")
+            more = _examples(
+                extra, extra.label_set(setup.labels), make_split(np.zeros(len(extra), bool)),
+                setup.mapping,
+            )  # fmt: skip
+            fresh = ~np.isin(more[0], parts[0][0])
+            parts.append(tuple(a[fresh] for a in more))
+        columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        return cls(store, label_set, setup, *columns)
 
     @property
     def parent(self) -> Parent:
         return self.store.parent
 
     @property
-    def energy(self) -> np.ndarray:
-        """Total energies of the labels, eV."""
-        return self.labels.energy
-
-    @property
-    def target(self) -> np.ndarray:
-        """Energies above the hull of the labels, eV/atom."""
-        return self.labels.e_above_hull
+    def composition(self) -> np.ndarray:
+        """(n, 4) compositions of the examples."""
+        return np.atleast_2d(self.parent.composition(self.occupancy))
 
     def rows(self, limit: int, code: int | None = None, a5: str = "all") -> np.ndarray:
-        """Usable rows of the limit-x subset: train and validation (`code` None) or those of
-        one split code; `a5` = all, defects (rows with A5 defects) or pristine (none)."""
+        """Usable examples of the limit-x subset: train and validation (`code` None) or
+        those of one split code; `a5` = all, defects (with A5 defects) or pristine (none)."""
         if code is None:
             mask = (self.split == TRAIN) | (self.split == VALIDATION)
         else:
             mask = self.split == code
-        mask &= self.labels.usable & in_limit(self.store.composition, limit)
-        defects = a5_defects(self.store.composition)
+        composition = self.composition
+        mask &= self.usable & in_limit(composition, limit)
+        defects = a5_defects(composition)
         if a5 == "defects":
             mask &= defects > 0
         elif a5 == "pristine":
@@ -132,14 +207,14 @@ class TrainingSet:
         return np.flatnonzero(mask)
 
     def test_rows(self) -> np.ndarray:
-        """The usable test rows (reporting only)."""
-        return np.flatnonzero((self.split == TEST) & self.labels.usable)
+        """The usable test examples (reporting only)."""
+        return np.flatnonzero((self.split == TEST) & self.usable)
 
     def digest(self, limit: int) -> str:
         """SHA-256 of what a member is trained and tested on: ids, targets, split."""
         rows = np.concatenate([self.rows(limit), self.test_rows()])
         h = hashlib.sha256()
-        for array in (self.store.ids[rows], self.target[rows], self.split[rows]):
+        for array in (self.ids[rows], self.target[rows], self.split[rows]):
             h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()
 
@@ -150,6 +225,44 @@ class TrainingSet:
             "validation": len(self.rows(limit, VALIDATION)),
             "test": len(self.test_rows()),
         }
+
+
+def _existing(path: Path, training: Path) -> Path:
+    """A depth store that exists, or a ModelError saying how to make it."""
+    if not path.exists():
+        raise ModelError(
+            f"no depth design beside {training} ({path}); make it with `make depth` or "
+            f"`qcapprox enumerate enumeration/depth.toml -o {path}` and `qcapprox label {path}`"
+        )
+    return path
+
+
+def _examples(
+    store: Store, labels: Labels, split: np.ndarray, policy: str
+) -> tuple[np.ndarray, ...]:
+    """(ids, occupancy, target, energy, split, usable) of a store's rows under a mapping
+    policy: train and validation rows follow the policy, test rows keep their start. Under
+    `start` the examples are the store's rows, one for one."""
+    if policy == DEFAULT_POLICY:
+        return (store.ids, store.occupancy, labels.e_above_hull, labels.energy, split,
+                labels.usable)  # fmt: skip
+    test = split == TEST
+    kept, occupancy, target = apply_policy(
+        policy, store.ids, store.occupancy, labels.e_above_hull, labels.usable & ~test,
+        labels.mapping, store.path,
+    )  # fmt: skip
+    ids = store.ids[kept] if policy != "relaxed-into" else labels.mapping.relaxed_into[kept]
+    test_rows = np.flatnonzero(test)
+    rows = np.concatenate([kept, test_rows])
+    order = np.argsort(rows, kind="stable")
+    return (
+        np.concatenate([ids, store.ids[test_rows]])[order],
+        np.concatenate([occupancy, store.occupancy[test_rows]])[order],
+        np.concatenate([target, labels.e_above_hull[test_rows]])[order],
+        labels.energy[rows][order],
+        split[rows][order],
+        np.concatenate([np.ones(len(kept), bool), labels.usable[test_rows]])[order],
+    )
 
 
 # ----------------------------------------------------------------------------- cards
@@ -182,12 +295,13 @@ def member_card(
         "training_set": data.store.path.name,
         "training_set_sha256": data.digest(limit),
         "labels": data.labels.kind,
+        "setup": {"mapping": data.setup.mapping, "depth": data.setup.depth},
         "sizes": data.sizes(limit),
         "left_out": int((~data.labels.usable).sum()),
         "labeler": f"{data.labels.describe}, {data.labels.attrs.get('calculator_version')}",
         "test_rmse": rmse(test_predictions, target),
         "test_mean": float(target.mean()),
-        "test_ids": [int(i) for i in data.store.ids[test]],
+        "test_ids": [int(i) for i in data.ids[test]],
         "test_target": [float(v) for v in target],
         "test_predictions": [float(v) for v in test_predictions],
         "fit_seconds": round(seconds, 2),

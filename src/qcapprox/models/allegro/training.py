@@ -67,6 +67,7 @@ from qcapprox.models.allegro.inference import (
 from qcapprox.models.allegro.presets import Preset, backbone_of, get_preset
 from qcapprox.models.allegro.runner import Stage, prepare_workdir, train_and_package
 from qcapprox.models.base import (
+    Setup,
     TrainingSet,
     check_limit,
     member_card,
@@ -114,17 +115,17 @@ def _images(data: TrainingSet, forces: bool) -> Callable[[np.ndarray], list[Atom
     def images(rows: np.ndarray) -> list[Atoms]:
         out = []
         for row in rows:
-            atoms = data.parent.decorate(data.store.occupancy[row])
+            atoms = data.parent.decorate(data.occupancy[row])
             results = {"energy": float(data.energy[row])}
             if forces:
                 if labelled is None or not np.isfinite(labelled[row]).all():
                     raise AllegroError(
-                        f"{data.store.path}: configuration {data.store.ids[row]} has no "
+                        f"{data.store.path}: configuration {data.ids[row]} has no "
                         "forces in its labels; train with forces=False"
                     )
                 results["forces"] = labelled[row]
             atoms.calc = SinglePointCalculator(atoms, **results)
-            atoms.info["config_id"] = int(data.store.ids[row])
+            atoms.info["config_id"] = int(data.ids[row])
             out.append(atoms)
         return out
 
@@ -155,7 +156,7 @@ class Job:
         """An AllegroModel from scratch, shifted and scaled by the formation energies of
         `rows`: per type, the elemental energy + the mean E_f per atom; the E_f spread."""
         parent = self.data.parent
-        n_host, n_dop = parent.formula_counts(self.data.store.occupancy[rows])
+        n_host, n_dop = parent.formula_counts(self.data.occupancy[rows])
         e_form = self.hull.formation_energy(self.data.energy[rows], n_host, n_dop)
         mean = float(np.mean(e_form))
         shifts = {parent.host: self.hull.e_host + mean, parent.dopant: self.hull.e_dopant + mean}
@@ -254,6 +255,11 @@ def train_allegro_member(
     data = TrainingSet.load(training_path(dopant, store), labels)
     if data.parent.dopant != dopant:
         raise AllegroError(f"{data.store.path} holds Sc-{data.parent.dopant}, not Sc-{dopant}")
+    if data.setup != Setup(data.setup.labels):
+        raise AllegroError(
+            f"Allegro families train on the Table 1 design with the start policy; "
+            f"{data.setup.name} is for the tabular backbones (rf, hgb, ce, ...)"
+        )
     registry = Path(registry) if registry else None
     digest = data.digest(limit)
     settings = {"forces": forces, "preset_sha256": preset_obj.digest()}
@@ -314,9 +320,9 @@ def _card(
     data, preset = job.data, job.preset
     member = AllegroMember({}, model_path, job.hull, data.parent)
     val = data.rows(job.limit, VALIDATION)
-    pred_val = member.predict(data.store.occupancy[val])
+    pred_val = member.predict(data.occupancy[val])
     return member_card(
-        data, job.limit, backbone, member.predict(data.store.occupancy[data.test_rows()]),
+        data, job.limit, backbone, member.predict(data.occupancy[data.test_rows()]),
         seconds, CARD_VERSIONS,
         variant=variant,
         preset=preset.name,

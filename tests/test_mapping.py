@@ -1,0 +1,202 @@
+"""Relaxation mapping: what a relaxed structure relaxed into, and the training policies."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from ase import Atoms
+from typer.testing import CliRunner
+
+from qcapprox.cli import app
+from qcapprox.enumeration import Enumerator
+from qcapprox.mapping import (
+    UNMAPPABLE,
+    RelaxationMap,
+    apply_policy,
+    decode_ids,
+    map_relaxations,
+    map_store,
+)
+from qcapprox.models import family_key, split_family_key
+from qcapprox.models.base import Setup, TrainingSet, training_store
+from qcapprox.parent import VACANCY, Parent
+from qcapprox.store import Store
+
+
+def _relaxations(parent: Parent, occupancies: list[np.ndarray], structures: list[Atoms]):
+    """The arrays `map_relaxations` reads, for structures in decorated atom order."""
+    cells = np.array([a.cell[:] for a in structures])
+    positions = np.concatenate([a.positions for a in structures])
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in structures])])
+    return np.array(occupancies), cells, positions, offsets
+
+
+def _a5_vacancy_next_to_a4(parent: Parent) -> tuple[int, int]:
+    """An (A5 site, A4 site) pair of nearest neighbours, as occupancy positions."""
+    dist = parent.atoms.get_all_distances(mic=True)[np.ix_(parent.active, parent.active)]
+    a4, a5 = parent.orbit_slices["A4"], parent.orbit_slices["A5"]
+    block = dist[a5, a4]
+    k5, k4 = np.unravel_index(block.argmin(), block.shape)
+    return a5.start + int(k5), a4.start + int(k4)
+
+
+def test_unrelaxed_and_strained_structures_keep_their_identity(
+    parent_pt: Parent, enumerator_pt: Enumerator
+) -> None:
+    rng = np.random.default_rng(5)
+    occ = [enumerator_pt.canonicalize(rng.integers(0, 3, 36).astype(np.uint8))[0][0]
+           for _ in range(4)]  # fmt: skip
+    structures = []
+    for k, o in enumerate(occ):
+        atoms = parent_pt.decorate(o)
+        if k % 2:  # a homogeneous strain and a rattle: still the same configuration
+            atoms.set_cell(atoms.cell[:] @ np.diag([1.05, 0.97, 1.02]), scale_atoms=True)
+            atoms.rattle(0.1, seed=k)
+        structures.append(atoms)
+    ids = enumerator_pt.ids(np.array(occ))
+    mapping = map_relaxations(parent_pt, ids, *_relaxations(parent_pt, occ, structures))
+    assert mapping.kept.all()
+    np.testing.assert_array_equal(mapping.relaxed_into, ids)
+    assert mapping.displacement[0] < 1e-8 and 0 < mapping.displacement[1] < 0.5
+
+
+def test_an_atom_moving_into_a_vacancy_is_another_configuration(
+    parent_pt: Parent, enumerator_pt: Enumerator
+) -> None:
+    """An A4 Sc atom moved onto the vacant A5 site next to it: the structure is the
+    configuration with that A4 site vacant and the A5 site filled."""
+    k5, k4 = _a5_vacancy_next_to_a4(parent_pt)
+    start = np.zeros(36, dtype=np.uint8)
+    start[k5] = VACANCY
+    atoms = parent_pt.decorate(start)
+    atom = int(parent_pt.active[k4])
+    atom -= int((parent_pt.active[start == VACANCY] < atom).sum())  # vacancies are deleted
+    atoms.positions[atom] = parent_pt.atoms.positions[parent_pt.active[k5]]
+    expected = np.zeros(36, dtype=np.uint8)
+    expected[k4] = VACANCY
+    ids = enumerator_pt.config_ids(start[None])
+    mapping = map_relaxations(parent_pt, ids, *_relaxations(parent_pt, [start], [atoms]))
+    assert mapping.relaxed_into[0] == enumerator_pt.config_ids(expected[None])[0]
+    assert not mapping.kept[0]
+    # an atom 1.2 A off its site, with a tolerance of 1 A: unmappable
+    strict = parent_pt.decorate(start)
+    strict.positions[atom] += [1.2, 0.0, 0.0]
+    lost = map_relaxations(parent_pt, ids, *_relaxations(parent_pt, [start], [strict]), 1.0)
+    assert lost.relaxed_into[0] == UNMAPPABLE and 1.0 < lost.displacement[0] < 1.3
+
+
+def test_a_host_atom_leaving_its_orbit_is_unmappable(parent_pt: Parent) -> None:
+    """A non-active atom moved onto a vacant A5 site leaves a non-active site empty."""
+    start = np.zeros(36, dtype=np.uint8)
+    start[20] = VACANCY
+    atoms = parent_pt.decorate(start)
+    site = parent_pt.atoms.positions[parent_pt.active[20]]
+    inactive = np.setdiff1d(np.arange(len(parent_pt.atoms)), parent_pt.active)
+    host = inactive[parent_pt.atoms.numbers[inactive] == parent_pt.atoms.numbers[0]]
+    nearest = host[np.argmin(np.linalg.norm(parent_pt.atoms.positions[host] - site, axis=1))]
+    moved = int(nearest) - int((parent_pt.active[start == VACANCY] < nearest).sum())
+    atoms.positions[moved] = site
+    ids = np.array([0])
+    mapping = map_relaxations(parent_pt, ids, *_relaxations(parent_pt, [start], [atoms]))
+    assert mapping.relaxed_into[0] == UNMAPPABLE and not mapping.kept[0]
+
+
+def test_bundled_stores_carry_the_map_of_their_relaxed_geometries() -> None:
+    """The stored map is what mapping the stored relaxed geometries gives again."""
+    store = Store(training_store("Rh"))
+    stored = store.label_set("relaxed").mapping
+    assert stored is not None
+    again = map_store(store.path)
+    np.testing.assert_array_equal(again.relaxed_into, stored.relaxed_into)
+    np.testing.assert_array_equal(again.kept, stored.kept)
+    np.testing.assert_allclose(again.displacement, stored.displacement)
+    assert stored.kept.sum() < len(store)  # relaxations do leave their configuration
+    known = np.flatnonzero(store.ids == Enumerator.from_parent(store.parent).config_ids(
+        store.parent.known_phase()[None])[0])  # fmt: skip
+    assert all(stored.kept[known])
+
+
+def test_policies() -> None:
+    """start keeps every usable row; kept only those that kept their identity; relaxed-into
+    gives each target to the configuration its row became, the lowest when several land."""
+    ids = np.array([10, 11, 12, 13])
+    occ = decode_ids(ids, 36)
+    target = np.array([0.05, 0.03, 0.04, 0.02])
+    usable = np.array([True, True, True, False])
+    mapping = RelaxationMap(
+        np.array([10, 12, 12, UNMAPPABLE]), np.array([True, False, True, False]),
+        np.zeros(4), 2.5,
+    )  # fmt: skip
+    rows, _, values = apply_policy("start", ids, occ, target, usable, mapping, Path("x"))
+    assert rows.tolist() == [0, 1, 2]
+    rows, _, _ = apply_policy("kept", ids, occ, target, usable, mapping, Path("x"))
+    assert rows.tolist() == [0, 2]
+    rows, into, values = apply_policy("relaxed-into", ids, occ, target, usable, mapping, Path("x"))
+    assert rows.tolist() == [0, 1] and values.tolist() == [0.05, 0.03]
+    np.testing.assert_array_equal(into, decode_ids(np.array([10, 12]), 36))
+    with pytest.raises(Exception, match="qcapprox map"):
+        apply_policy("kept", ids, occ, target, usable, None, Path("x"))
+
+
+def test_decode_ids_inverts_the_stable_ids(enumerator_pt: Enumerator) -> None:
+    occ = np.random.default_rng(2).integers(0, 3, (50, 36)).astype(np.uint8)
+    np.testing.assert_array_equal(decode_ids(enumerator_pt.ids(occ), 36), occ)
+
+
+@pytest.mark.parametrize(
+    "name", ["relaxed", "single-point", "relaxed+depth", "relaxed+kept",
+             "relaxed+depth+relaxed-into", "single-point+depth"],
+)  # fmt: skip
+def test_setup_names_round_trip(name: str) -> None:
+    assert Setup.parse(name).name == name
+    assert split_family_key(family_key("allegro-sequential", name)) == ("allegro-sequential", name)
+    assert split_family_key(family_key("rf-cf", name)) == ("rf-cf", name)
+
+
+@pytest.mark.parametrize("name", ["relaxed+kept+depth", "relaxed+start", "relaxed+x", "dft",
+                                  "single-point+kept"])  # fmt: skip
+def test_setup_names_refused(name: str) -> None:
+    with pytest.raises(Exception, match=r"set-up|relaxed labels only"):
+        Setup.parse(name)
+
+
+def test_training_sets_under_the_policies() -> None:
+    """The kept set is the start set's rows that kept their identity; test rows are the
+    study's under every policy; relaxed-into examples are distinct configurations."""
+    path = training_store("Rh")
+    start, kept, into = (
+        TrainingSet.load(path, f"relaxed{p}") for p in ("", "+kept", "+relaxed-into")
+    )
+    mapping = start.labels.mapping
+    assert kept.sizes(24)["train"] + kept.sizes(24)["validation"] == int(
+        (mapping.kept & start.labels.usable & (start.split != 2)).sum()
+    )
+    for data in (kept, into):
+        np.testing.assert_array_equal(data.ids[data.test_rows()], start.ids[start.test_rows()])
+        np.testing.assert_array_equal(
+            data.target[data.test_rows()], start.target[start.test_rows()]
+        )
+    train = into.rows(24)
+    assert len(np.unique(into.ids[train])) == len(train)
+    np.testing.assert_array_equal(
+        Enumerator.from_parent(into.parent).ids(into.occupancy[train]), into.ids[train]
+    )
+
+
+def test_map_command_and_info(tmp_path: Path) -> None:
+    path = tmp_path / "rh.h5"
+    shutil.copyfile(training_store("Rh"), path)
+    with h5py.File(path, "a") as handle:
+        for key in ("relaxed_into", "kept", "mapping_displacement"):
+            del handle[f"labels/relaxed/{key}"]
+    runner = CliRunner()
+    result = runner.invoke(app, ["info", str(path)])
+    assert "relaxation map: none yet" in result.output
+    result = runner.invoke(app, ["map", str(path)])
+    assert result.exit_code == 0, result.output
+    share = Store(path).label_set("relaxed").mapping.shares()
+    assert f"{share['kept']:.0%} kept" in " ".join(result.output.split())
