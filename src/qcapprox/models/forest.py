@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -77,7 +77,35 @@ REGRESSORS: dict[str, tuple[str, str, dict]] = {
     "xgboost": ("xgboost", "XGBRegressor", {"random_state": SEED}),
     "lightgbm": ("lightgbm", "LGBMRegressor", {"random_state": SEED, "verbose": -1}),
     "catboost": ("catboost", "CatBoostRegressor", {"random_seed": SEED, "verbose": 0}),
+    # on cluster correlation functions (qcapprox.clusters), which resolve configurations
+    "rf-cf": ("sklearn.ensemble", "RandomForestRegressor",
+              {"n_estimators": 100, "random_state": SEED, "n_jobs": -1}),
+    "hgb-cf": ("sklearn.ensemble", "HistGradientBoostingRegressor", {"random_state": SEED}),
+    # the cluster expansion: a sparse linear fit of the correlations (lasso, its penalty by
+    # 5-fold CV inside each fold's training rows); its card lists the ECIs
+    "ce": ("sklearn.linear_model", "LassoCV",
+           {"cv": 5, "max_iter": 50000, "random_state": SEED}),
 }  # fmt: skip
+#: The regressors fitted on cluster correlations; the others take the defect descriptors.
+ON_CLUSTERS = ("rf-cf", "hgb-cf", "ce")
+
+
+class Features(Protocol):
+    """A feature map of occupancies: `Descriptors` or `ClusterSpace`."""
+
+    names: tuple[str, ...]
+
+    def transform(self, occupancy: np.ndarray) -> np.ndarray: ...
+
+
+def feature_map(regressor: str, parent: Parent) -> Features:
+    """The features a regressor is fitted on: cluster correlations (`ON_CLUSTERS`) or the
+    defect descriptors."""
+    if regressor in ON_CLUSTERS:
+        from qcapprox.clusters import ClusterSpace
+
+        return ClusterSpace.from_parent(parent)
+    return Descriptors.from_parent(parent)
 
 
 def make_regressor(name: str) -> RegressorMixin:
@@ -110,7 +138,7 @@ class ForestMember:
     card: dict
     models: list[RegressorMixin]
     parent: Parent
-    descriptors: Descriptors
+    descriptors: Features
 
     def predict(self, occupancy: np.ndarray) -> np.ndarray:
         """Mean prediction of the fold regressors: energy above hull, eV/atom.
@@ -125,10 +153,10 @@ class ForestMember:
 
 
 def fit_member(
-    data: TrainingSet, features: np.ndarray, regressor: str, limit: int
+    data: TrainingSet, features: np.ndarray, regressor: str, limit: int, names: Sequence[str] = ()
 ) -> tuple[list, dict]:
-    """Fit the 5 fold regressors of one limit on the descriptors `features` of every row;
-    returns them and the model card."""
+    """Fit the 5 fold regressors of one limit on the `features` (named `names`) of every
+    row; returns them and the model card (a cluster expansion's lists its ECIs)."""
     from sklearn.base import clone
     from sklearn.model_selection import KFold
 
@@ -151,8 +179,23 @@ def fit_member(
         hyperparameters={k: repr(v) for k, v in models[0].get_params().items()},
         protocol=f"{N_FOLDS}-fold CV on train+validation of the limit subset, mean of folds",
         cv_rmse=float(np.sqrt(np.concatenate(cv_sq).mean())),
+        features=f"cluster correlations ({len(names)})" if regressor in ON_CLUSTERS
+        else f"defect descriptors ({len(names)})",
+        **(_ecis(models, names) if regressor == "ce" else {}),
     )  # fmt: skip
     return models, card
+
+
+def _ecis(models: list, names: Sequence[str]) -> dict:
+    """The effective cluster interactions of a cluster expansion: the fold models' mean
+    coefficients (eV/atom per unit correlation), the non-zero ones by size."""
+    coef = np.mean([m.coef_ for m in models], axis=0)
+    order = np.argsort(-np.abs(coef), kind="stable")
+    return {
+        "intercept": float(np.mean([m.intercept_ for m in models])),
+        "ecis": {names[i]: float(coef[i]) for i in order if coef[i] != 0.0},
+        "lasso_alpha": [float(m.alpha_) for m in models],
+    }
 
 
 def _save(models: list, card: dict, cache: Path) -> None:
@@ -249,8 +292,8 @@ def load_member(
     make_regressor(regressor)  # an unknown name fails before any data is read
     path = training_path(dopant, training)
     data = TrainingSet.load(path, labels)
-    descriptors = Descriptors.from_parent(data.parent)
-    features = descriptors.transform(data.store.occupancy)
+    descriptors = feature_map(regressor, data.parent)
+    features = descriptors.transform(data.occupancy)
     digest = data.digest(limit)
     where = registry_dir(regressor, dopant, limit, labels, registry)
     card = read_card(where)
@@ -259,7 +302,7 @@ def load_member(
     cache = cache_dir(regressor, dopant, limit, labels)
     models = _load_cached(cache, digest)
     if models is None:
-        models, fresh = fit_member(data, features, regressor, limit)
+        models, fresh = fit_member(data, features, regressor, limit, descriptors.names)
         if card is not None and not np.isclose(fresh["test_rmse"], card["test_rmse"], atol=1e-9):
             raise ModelError(f"{where / CARD}: retrained test RMSE {fresh['test_rmse']} differs")
         card = card or fresh
