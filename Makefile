@@ -48,19 +48,19 @@ relabel: $(STAMP)
 # distinct configuration of 3, 5 and 7 A4 vacancies) and the depth design
 # (enumeration/depth.toml), enumerated and relaxed for every bundled dopant: Pt from the
 # parent geometry, the others from Pt's relaxed geometries of the same configurations, as
-# the training sets were. Each store resumes its committed journal; finished ones are skipped.
+# the training sets were: the benchmark sets of all four first, then the depth design. Each
+# store resumes its committed journal; finished ones are skipped.
 CONFIG_STORE := data/benchmark/sc60$$(echo $$m | tr A-Z a-z)13-configurations.h5
 DEPTH_STORE := data/training/sc60$$(echo $$m | tr A-Z a-z)13-depth.h5
 depth: $(STAMP)
-	for m in $(DOPANTS); do \
-	  for pair in configurations:$(CONFIG_STORE) depth:$(DEPTH_STORE); do \
-	    r=$${pair%%:*}; s=$${pair#*:}; src=$$(echo $$s | sed "s/sc60[a-z]*13/sc60pt13/"); \
-	    test -f $$s || $(VENV)/bin/qcapprox enumerate enumeration/$$r.toml -d $$m -o $$s || exit $$?; \
-	    if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
-	    from=; [ $$m = Pt ] || from="--start-from $$src"; \
-	    $(VENV)/bin/qcapprox label $$s --relax $$from || exit $$?; \
-	  done; \
-	done
+	for r in configurations depth; do for m in $(DOPANTS); do \
+	  s=$(CONFIG_STORE); [ $$r = configurations ] || s=$(DEPTH_STORE); \
+	  src=$$(echo $$s | sed "s/sc60[a-z]*13/sc60pt13/"); \
+	  test -f $$s || $(VENV)/bin/qcapprox enumerate enumeration/$$r.toml -d $$m -o $$s || exit $$?; \
+	  if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
+	  from=; [ $$m = Pt ] || from="--start-from $$src"; \
+	  $(VENV)/bin/qcapprox label $$s --relax $$from || exit $$?; \
+	done; done
 
 # The bundled families on the relaxed labels of every set whose relabeling is done: the RF
 # and gradient-boosting families first (a minute each), then the three Allegro variants

@@ -105,3 +105,19 @@ def test_a_store_without_a_test_design_has_no_split(tmp_path: Path) -> None:
     run_recipe(recipe, Parent.load("Pt"), out)
     with pytest.raises(StoreError, match=r"no \[test\] table"):
         write_split(out)
+
+
+def test_the_depth_recipe_lists_the_lowest_compositions() -> None:
+    """enumeration/depth.toml holds `depth_compositions` of the bundled relaxed labels, none
+    of them a Table 1 test composition or one of the configuration benchmark."""
+    from qcapprox.datasets import depth_compositions
+    from qcapprox.models.base import training_store
+
+    stores = [Store(training_store(m)) for m in ("Pt", "Pd", "Ir", "Rh")]
+    parent = stores[0].parent
+    listed = Recipe.load(RECIPES_DIR / "depth.toml").compositions(parent)
+    assert listed == depth_compositions(stores)
+    held_out = Recipe.load(RECIPES_DIR / "configurations.toml").compositions(parent)
+    training = Recipe.load(RECIPES_DIR / "training.toml")
+    assert not set(listed) & (set(held_out) | set(training.test_compositions(parent)))
+    assert set(held_out) <= set(training.test_compositions(parent))

@@ -217,3 +217,32 @@ def test_recipe_errors(tmp_path, parent_pt: Parent) -> None:
         Recipe.parse('[orbits.A4]\nspecies=["Sc", "M"]\n[test]\norbit = "A9"')
     with pytest.raises(RecipeError, match="sc_fraction_above"):
         Recipe.parse('[orbits.A4]\nspecies=["Sc"]\n[min_sc_fraction]\ndefault = "2/3"')
+
+
+def test_listed_compositions(parent_pt: Parent, enumerator_pt: Enumerator) -> None:
+    """A recipe's `compositions` replace the grid, each taken as written (no Sc bound); the
+    configuration benchmark holds every distinct configuration of 3, 5 and 7 A4 vacancies,
+    the depth design at most 20 of each of its compositions."""
+    bench = Recipe.load(RECIPES_DIR / "configurations.toml")
+    tasks = bench.tasks(parent_pt)
+    assert [t.composition for t in tasks] == [(3, 0, 0, 0), (5, 0, 0, 0), (7, 0, 0, 0)]
+    assert all(t.count is None and not t.test for t in tasks)
+    assert sum(enumerator_pt.count(t.composition) for t in tasks) == 11 + 30 + 30
+    depth = Recipe.load(RECIPES_DIR / "depth.toml").tasks(parent_pt)
+    assert len(depth) == 13 and all(t.count == 20 for t in depth)
+    with pytest.raises(RecipeError, match="needs 4 counts"):
+        Recipe.parse('compositions = [[1, 0]]\n[orbits.A4]\nspecies=["Sc", "vacancy"]').tasks(
+            parent_pt
+        )
+    with pytest.raises(RecipeError, match="species"):
+        Recipe.parse('compositions = [[0, 1, 0, 0]]\n[orbits.A4]\nspecies=["Sc", "vacancy"]').tasks(
+            parent_pt
+        )
+    with pytest.raises(RecipeError, match="12 sites"):
+        Recipe.parse(
+            'compositions = [[13, 0, 0, 0]]\n[orbits.A4]\nspecies=["Sc", "vacancy"]'
+        ).tasks(parent_pt)
+    with pytest.raises(RecipeError, match="twice"):
+        Recipe.parse("compositions = [[1, 0, 0, 0], [1, 0, 0, 0]]\n[orbits.A4]\nspecies=['Sc']")
+    with pytest.raises(RecipeError, match="list of count lists"):
+        Recipe.parse("compositions = [[-1, 0, 0, 0]]\n[orbits.A4]\nspecies=['Sc']")
