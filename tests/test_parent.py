@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from ase.io import read, write
 
 from qcapprox.errors import IdentifyError, ParentError
-from qcapprox.parent import BUNDLED_DOPANTS, DOPANT, VACANCY, Parent
+from qcapprox.parent import BUNDLED_DOPANTS, DOPANT, MIN_DISTANCE, VACANCY, Parent
 from qcapprox.paths import PARENTS_DIR
 
 
@@ -48,6 +50,29 @@ def test_decorate_identify_round_trip_any_order_rattled_strained(parent_pt: Pare
         match = parent_pt.match(atoms)
         np.testing.assert_array_equal(match.occupancy, occ)
         assert 0 < match.max_displacement < 1.0
+
+
+def test_decorated_atoms_are_clean(parent_pt: Parent, tmp_path) -> None:
+    """numbers, positions, cell and pbc only: the CIF reader's leftovers (per-atom
+    `spacegroup_kinds`, the parent's `occupancy` dict, a `spacegroup` of P1) describe the
+    parent file, not the configuration, and would travel into every file written."""
+    raw = replace(parent_pt, atoms=read(PARENTS_DIR / "sc60m13_Pt.cif"))  # as the reader gives
+    assert "spacegroup_kinds" in raw.atoms.arrays and "occupancy" in raw.atoms.info
+    occupancy = parent_pt.known_phase()
+    occupancy[20] = DOPANT
+    for parent in (parent_pt, raw):
+        atoms = parent.decorate(occupancy)
+        assert set(atoms.arrays) == {"numbers", "positions"} and atoms.info == {}
+        assert atoms.pbc.all() and atoms.cell.rank == 3 and not atoms.constraints
+        assert len(atoms) == 140 and parent_pt.identify(atoms).tolist() == occupancy.tolist()
+        write(tmp_path / "c.extxyz", atoms)
+        header = (tmp_path / "c.extxyz").read_text().splitlines()[1]
+        assert "Properties=species:S:1:pos:R:3 " in header
+        for leftover in ("spacegroup_kinds", "occupancy", "spacegroup", "unit_cell"):
+            assert leftover not in header
+        back = read(tmp_path / "c.extxyz")
+        assert set(back.arrays) == {"numbers", "positions"} and back.info == {}
+    assert parent_pt.atoms.info == {} and set(parent_pt.atoms.arrays) == {"numbers", "positions"}
 
 
 @pytest.mark.parametrize("dopant", BUNDLED_DOPANTS)
@@ -123,6 +148,78 @@ def test_from_cif_errors(tmp_path) -> None:
     write(tmp_path / "three.cif", atoms)
     with pytest.raises(ParentError, match="exactly one dopant"):
         Parent.from_cif(tmp_path / "three.cif", {"A4": "12e", "A5": "12e"})
+
+
+ORBITS = {"A4": list(range(110, 122)), "A5": list(range(122, 146))}
+
+
+@pytest.mark.parametrize("dopant", ["O", "Xe", "H"])
+def test_from_cif_refuses_a_dopant_that_is_not_a_metal(dopant: str, tmp_path) -> None:
+    atoms = read(PARENTS_DIR / "sc60m13_Pt.cif")
+    atoms.symbols[atoms.symbols == "Pt"] = dopant
+    path = tmp_path / f"sc60{dopant.lower()}13.cif"
+    write(path, atoms)
+    with pytest.raises(ParentError, match=rf"{path.name}: the dopant {dopant} is not a metal"):
+        Parent.from_cif(path, ORBITS)
+
+
+def test_from_cif_refuses_atoms_closer_than_any_bond(tmp_path) -> None:
+    """Two atoms within MIN_DISTANCE are one site written twice or a typo: both named."""
+    atoms = read(PARENTS_DIR / "sc60m13_Pt.cif")
+    moved = atoms.copy()
+    moved.positions[57] = moved.positions[3] + [0.4, 0.0, 0.0]
+    twice = atoms[88:89]  # a Pt site listed twice, 0.2 A apart
+    twice.positions += [0.0, 0.2, 0.0]
+    doubled = atoms + twice
+    across = atoms.copy()  # close through the periodic boundary
+    across.positions[57] = across.positions[3] + across.cell[0] - [0.5, 0.0, 0.0]
+    cases = ((moved, r"atoms 3 \(Sc\) and 57 \(Sc\) are 0\.40 A apart"),
+             (doubled, r"atoms 88 \(Pt\) and 146 \(Pt\) are 0\.20 A apart"),
+             (across, r"atoms 3 \(Sc\) and 57 \(Sc\) are 0\.50 A apart"))  # fmt: skip
+    for k, (bad, message) in enumerate(cases):
+        path = tmp_path / f"close-{k}.cif"
+        write(path, bad)
+        with pytest.raises(ParentError, match=rf"close-{k}\.cif: {message}, closer than 1\.0 A"):
+            Parent.from_cif(path, ORBITS)
+    # ASE's CIF reader merges a site written twice at one position; Atoms keep both
+    with pytest.raises(ParentError, match=r"^Atoms: atoms 88 \(Pt\) and 146 \(Pt\) are 0\.00"):
+        Parent.from_atoms(atoms + atoms[88:89], ORBITS)
+    assert MIN_DISTANCE == 1.0 < Parent.load("Pt").atoms.get_all_distances(mic=True)[0, 1:].min()
+
+
+def test_from_cif_refuses_a_parent_below_its_group(tmp_path) -> None:
+    """0.2 A of noise on every position drops Im-3 (48 operations) to P1 (1): refused
+    unless a tolerance symmetrizes it back or the user names the group."""
+    atoms = read(PARENTS_DIR / "sc60m13_Pt.cif")
+    direction = np.random.default_rng(0).normal(size=(len(atoms), 3))
+    atoms.positions += 0.2 * direction / np.linalg.norm(direction, axis=1, keepdims=True)
+    path = tmp_path / "noisy.cif"
+    write(path, atoms)
+    with pytest.raises(ParentError) as err:
+        Parent.from_cif(path, ORBITS)
+    message = str(err.value)
+    assert message.startswith(
+        f"{path}: at symprec=0.001 the structure is P1 (1) with 1 operation(s), not the "
+        "expected Im-3 (204) with 48"
+    )
+    assert "pass a larger symprec" in message and "spacegroup=1 " in message
+    assert "\n" not in message
+    parent = Parent.from_cif(path, ORBITS, symprec=0.8)  # about four times the noise
+    assert parent.spacegroup == "Im-3 (204)" and parent.group.shape == (48, 36)
+    np.testing.assert_array_equal(parent.active, Parent.load("Pt").active)
+    named = Parent.from_cif(path, ORBITS, spacegroup=1)
+    assert named.spacegroup == "P1 (1)" and named.group.shape == (1, 36)
+    assert Parent.from_cif(path, ORBITS, spacegroup=None).group.shape == (1, 36)
+    # spglib crashes the interpreter at tolerances like this one: refused first
+    for symprec in (1.2, 0.0):
+        with pytest.raises(ParentError, match=rf"symprec={symprec} is outside 0 < symprec <= 0\.9"):
+            Parent.from_cif(path, ORBITS, symprec=symprec)
+    bundled = PARENTS_DIR / "sc60m13_Pt.cif"
+    with pytest.raises(ParentError, match=r"is Im-3 \(204\) with 48 operation\(s\), not the "
+                                          r"expected Pm-3 \(200\) with 24"):  # fmt: skip
+        Parent.from_cif(bundled, ORBITS, spacegroup=200)
+    with pytest.raises(ParentError, match="spacegroup=231 is not a space group number"):
+        Parent.from_cif(bundled, ORBITS, spacegroup=231)
 
 
 def test_for_dopant_substitutes_and_scales() -> None:

@@ -26,6 +26,7 @@ import spglib
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import read
+from ase.neighborlist import neighbor_list
 from ase.spacegroup.symmetrize import refine_symmetry
 from pymatgen.core import Element
 from scipy.optimize import linear_sum_assignment
@@ -43,6 +44,20 @@ ACTIVE_ORBITS = ("A4", "A5")
 DEFAULT_SYMPREC = 1e-3
 #: Largest distance (A) from an atom to the parent site it is assigned to in `match`.
 MAX_DISPLACEMENT = 2.5
+#: Shortest distance (A) between two atoms of a parent. The shortest bonds of metals and
+#: intermetallics are above 2 A (Be-Be 2.2 A; about 2.7 A in Sc60M13), so two atoms closer
+#: than 1 A are one site written twice (e.g. a disordered site listed once per species)
+#: or a mistyped coordinate, never a structure.
+MIN_DISTANCE = 1.0
+#: The space group of the parents of this project at symprec 1e-3: Im-3 (No. 204; 48
+#: operations in the conventional cell). A parent found with another group has noisy
+#: positions or is another structure (a Sc57M13-like Pm-3 parent is No. 200).
+EXPECTED_SPACEGROUP = 204
+#: Largest symmetrization tolerance (A). spglib takes positions within symprec as one: at
+#: a third of the shortest Sc-Sc distance of Sc60M13 (2.7 A) distinct atoms begin to
+#: merge, and from about 1.05 A on spglib's find_primitive crashes the interpreter
+#: (segmentation fault) on these parents. 0.9 A symmetrizes positions with ~0.2 A noise.
+MAX_SYMPREC = 0.9
 
 
 @dataclass(frozen=True)
@@ -143,20 +158,27 @@ class Parent:
         symprec: float = DEFAULT_SYMPREC,
         names: Mapping[int, str] | None = None,
         active: Sequence[str] = ACTIVE_ORBITS,
+        spacegroup: int | None = EXPECTED_SPACEGROUP,
     ) -> Parent:
         """Load a parent from a CIF (e.g. the experimental structure).
 
         `orbits` maps each active orbit name (A4, A5) to its atom indices (0-based, CIF
         order) or to an unambiguous Wyckoff label such as "12e" of the symmetrized
-        structure. The structure is symmetrized at `symprec`; the active orbits must be
-        host sites and closed under the space group.
+        structure. The structure must hold Sc and one metal M, no two atoms closer than
+        MIN_DISTANCE (1 A). It is symmetrized at `symprec` (A) and must then have the space
+        group `spacegroup` (default Im-3, No. 204; None accepts whatever spglib finds):
+        positions with noise of a few tenths of an A fall to P1 at the default symprec,
+        and a parent with one operation instead of 48 would make every configuration
+        its own orbit. Pass a larger `symprec` (about four times the noise, at most
+        MAX_SYMPREC = 0.9 A) to symmetrize such a structure, or name its group. The active
+        orbits must be host sites and closed under the space group.
         """
         path = Path(path)
         try:
             atoms = read(path)
         except Exception as err:
             raise ParentError(f"{path}: cannot read the CIF ({err})") from err
-        return cls.from_atoms(atoms, orbits, symprec, names, active, source=str(path))
+        return cls.from_atoms(atoms, orbits, symprec, names, active, str(path), spacegroup)
 
     @classmethod
     def from_atoms(
@@ -167,6 +189,7 @@ class Parent:
         names: Mapping[int, str] | None = None,
         active: Sequence[str] = ACTIVE_ORBITS,
         source: str = "Atoms",
+        spacegroup: int | None = EXPECTED_SPACEGROUP,
     ) -> Parent:
         """Build a parent from Atoms; see `from_cif`."""
         elements = sorted(set(atoms.get_chemical_symbols()))
@@ -175,22 +198,48 @@ class Parent:
             raise ParentError(
                 f"{source}: a parent holds Sc and exactly one dopant metal, found {elements}"
             )
+        if not Element(others[0]).is_metal:
+            raise ParentError(
+                f"{source}: the dopant {others[0]} is not a metal: M of Sc60M13 is a metal "
+                "(e.g. Pt, Pd, Ir, Rh); give a structure with a metal on the M sites"
+            )
         missing = [name for name in active if name not in orbits]
         if missing:
             raise ParentError(
                 f"{source}: orbit(s) {missing} not given; pass orbits={{'A4': ..., 'A5': ...}}"
             )
-        atoms = atoms.copy()
+        if not 0 < symprec <= MAX_SYMPREC:
+            raise ParentError(
+                f"{source}: symprec={symprec} is outside 0 < symprec <= {MAX_SYMPREC} A: a "
+                "tolerance is the largest distance at which two positions count as one; use "
+                f"{DEFAULT_SYMPREC} for a clean structure, up to {MAX_SYMPREC} for noisy positions"
+            )
+        if spacegroup is not None and spacegroup not in range(1, 231):
+            raise ParentError(
+                f"{source}: spacegroup={spacegroup!r} is not a space group number (1..230)"
+            )
+        atoms = _clean(atoms)
         atoms.pbc = True
+        _check_distances(atoms, source)
         try:
             refine_symmetry(atoms, symprec=symprec)
         except Exception as err:
             raise ParentError(
                 f"{source}: symmetrization at symprec={symprec} failed: {err}"
             ) from err
-        perms, spacegroup = site_permutations(atoms, symprec=1e-5)
+        perms, found = site_permutations(atoms, symprec=1e-5)
+        dataset = spglib.get_symmetry_dataset(spglib_cell(atoms), symprec=1e-5)
+        if spacegroup is not None and dataset.number != spacegroup:
+            name, n_ops = _spacegroup_type(spacegroup)
+            raise ParentError(
+                f"{source}: at symprec={symprec} the structure is {found} with {len(perms)} "
+                f"operation(s), not the expected {name} with {n_ops} (conventional cell): "
+                "noisy positions (or another structure); pass a larger symprec (about four "
+                f"times the noise, A, at most {MAX_SYMPREC}) to symmetrize it, or name its group: "
+                f"spacegroup={dataset.number} (spacegroup=None accepts any)"
+            )
         equivalent = perms.min(axis=0)  # smallest atom index of each atom's orbit
-        wyckoffs = spglib.get_symmetry_dataset(spglib_cell(atoms), symprec=1e-5).wyckoffs
+        wyckoffs = dataset.wyckoffs
         resolved: dict[str, np.ndarray] = {}
         for name in active:
             sites = _resolve_orbit(name, orbits[name], equivalent, wyckoffs, atoms, source)
@@ -218,7 +267,7 @@ class Parent:
             active_orbits=tuple(active),
             dopant=others[0],
             permutations=perms,
-            spacegroup=spacegroup,
+            spacegroup=found,
             symprec=symprec,
             source=source,
         )
@@ -277,10 +326,12 @@ class Parent:
     def decorate(self, occupancy: np.ndarray) -> Atoms:
         """The Atoms of a configuration: dopant substituted, vacancies removed.
 
-        Atom order is the parent's with the vacant sites left out.
+        Atom order is the parent's with the vacant sites left out. The Atoms are clean:
+        numbers, positions, cell and pbc only (no CIF-reader arrays or info, which would
+        describe the parent, not this configuration, and travel into every file written).
         """
         occ = self.check_occupancy(occupancy)
-        atoms = self.atoms.copy()
+        atoms = _clean(self.atoms)
         atoms.numbers[self.active[occ == DOPANT]] = atomic_numbers[self.dopant]
         del atoms[self.active[occ == VACANCY]]
         return atoms
@@ -377,6 +428,39 @@ class Parent:
         n_dop = base_dop + (occ == DOPANT).sum(axis=1)
         n_host = base_host - (occ != SC).sum(axis=1)
         return n_host, n_dop
+
+
+def _clean(atoms: Atoms) -> Atoms:
+    """A copy with numbers, positions, cell and pbc only: no arrays or info left by a
+    reader (the CIF reader's `spacegroup_kinds`, `occupancy`, `spacegroup`, ...)."""
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+
+
+def _check_distances(atoms: Atoms, source: str) -> None:
+    """Refuse two atoms (periodic images included) closer than MIN_DISTANCE, naming them."""
+    first, second, distance = neighbor_list("ijd", atoms, MIN_DISTANCE)
+    if len(distance) == 0:
+        return
+    k = int(distance.argmin())
+    i, j = sorted((int(first[k]), int(second[k])))
+    symbols = atoms.get_chemical_symbols()
+    pair = (
+        f"atom {i} ({symbols[i]}) and its periodic image"
+        if i == j
+        else f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]})"
+    )
+    raise ParentError(
+        f"{source}: {pair} are {distance[k]:.2f} A apart, closer than {MIN_DISTANCE} A: a "
+        "site written twice or a mistyped coordinate; remove the duplicate or correct it"
+    )
+
+
+def _spacegroup_type(number: int) -> tuple[str, int]:
+    """'Im-3 (204)' and the number of operations (48) of a space group (1..230) in its
+    standard conventional setting (spglib's first Hall setting of that number)."""
+    hall = next(h for h in range(1, 531) if spglib.get_spacegroup_type(h).number == number)
+    n_ops = len(spglib.get_symmetry_from_database(hall)["rotations"])
+    return f"{spglib.get_spacegroup_type(hall).international_short} ({number})", n_ops
 
 
 def _metallic_radius(symbol: str) -> float:

@@ -19,7 +19,12 @@ Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_v
                                     sizes of every limit's training subset (from the dopant's
                                     labelled training store and its split, when bundled with it)
 
-Reading is lazy: opening lists the groups only; arrays are read on first use and cached.
+Reading is lazy: opening lists the groups and checks what their metadata can show (every
+top-level group an element symbol, prediction datasets named limit-00 ... limit-24 step 2,
+floating point and one value per configuration, metrics and subsets of their shapes);
+arrays are read on first use, checked (predictions finite, occupancy codes 0..2) and
+cached. A file at fault is refused with a StoreError naming it and the dataset, and left
+untouched.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from qcapprox.datasets import LIMITS, limit_key, subset_sizes
 from qcapprox.enumeration import Enumerator
@@ -54,6 +60,7 @@ FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1
 GROUPS = ("parent", "configs", "predictions", "metrics")
 SUBSET_COLUMNS = ("train", "validation", "test", "total")
+METRICS = ("test_rmse", "test_predictions", "test_target")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
 
 
@@ -183,7 +190,7 @@ class Results:
             self._metrics: dict[str, tuple[str, ...]] = {}
             for dopant in self.dopants:
                 group = self._handle[dopant]
-                check_layout(group, self.path, f"{dopant}/")
+                _check_dopant(group, self.path, dopant)
                 preds = group.get("predictions", {})
                 self._backbones[dopant] = _ordered_backbones(list(preds))
                 for backbone in self._backbones[dopant]:
@@ -284,19 +291,14 @@ class Results:
         self._check(dopant, backbone)
 
         def load() -> np.ndarray:
-            n = self.n_configs(dopant)
             group = self._handle[dopant]["predictions"][backbone]
-            out = np.full((len(LIMITS), n), np.nan)
+            out = np.full((len(LIMITS), self.n_configs(dopant)), np.nan)
             for k, limit in enumerate(LIMITS):
                 key = limit_key(limit)
-                if key in group:
-                    dset = group[key]
-                    if dset.shape != (n,):
-                        raise StoreError(
-                            f"{self.path}: {dopant}/predictions/{backbone}/{key} has shape "
-                            f"{dset.shape}, expected ({n},); bundle the stores again"
-                        )
-                    dset.read_direct(out, dest_sel=np.s_[k])
+                if key in group:  # shape and dtype were checked on opening
+                    group[key].read_direct(out, dest_sel=np.s_[k])
+                    name = f"{dopant}/predictions/{backbone}/{key}"
+                    _check_finite(out[k], self.ids(dopant), self.path, name)
             out.setflags(write=False)
             return out
 
@@ -334,21 +336,15 @@ class Results:
             return None
 
         def load() -> Metrics:
-            group = self._handle[dopant]["metrics"][backbone]
-            try:
-                target = group["test_target"][:]
-                mean = group.attrs.get("test_mean")
-                return Metrics(
-                    test_rmse=group["test_rmse"][:],
-                    test_predictions=group["test_predictions"][:],
-                    test_target=target,
-                    test_mean=float(np.mean(target) if mean is None else mean),
-                )
-            except KeyError as err:
-                raise StoreError(
-                    f"{self.path}: {dopant}/metrics/{backbone} is incomplete ({err}); "
-                    "it needs test_rmse, test_predictions and test_target"
-                ) from err
+            group = self._handle[dopant]["metrics"][backbone]  # complete: checked on opening
+            target = group["test_target"][:]
+            mean = group.attrs.get("test_mean")
+            return Metrics(
+                test_rmse=group["test_rmse"][:],
+                test_predictions=group["test_predictions"][:],
+                test_target=target,
+                test_mean=float(np.mean(target) if mean is None else mean),
+            )
 
         return self._cached(("metrics", dopant, backbone), load)
 
@@ -396,6 +392,73 @@ class Results:
         atoms.info["config_id"] = int(config_id)
         atoms.info["multiplicity"] = int(self.multiplicity(dopant)[row])
         return atoms
+
+
+def _check_dopant(group: h5py.Group | h5py.Dataset, path: Path, dopant: str) -> None:
+    """Refuse a dopant group whose layout no bundle writes, from metadata alone: a name
+    that is not an element symbol, the store layout (`check_layout`), prediction datasets
+    not named limit-00 ... limit-24 (step 2), not floating point or not one value per
+    configuration, metrics without (13,) test_rmse, (13, n_test) test_predictions and
+    (n_test,) test_target, subsets that are not (13, 4) integers."""
+    if dopant not in chemical_symbols[1:] or not isinstance(group, h5py.Group):
+        raise StoreError(
+            f"{path}: top-level {dopant!r} is not a dopant group (one per element symbol, "
+            "e.g. Pt); bundle the stores again; the file was left untouched"
+        )
+    check_layout(group, path, f"{dopant}/")
+    n, rows = group["configs/id"].shape[0], len(LIMITS)
+    limits = [limit_key(x) for x in LIMITS]
+    for family in group.get("predictions", {}).values():
+        if not isinstance(family, h5py.Group):
+            raise _fault(path, family, "is not a group of limit datasets")
+        for key, dset in family.items():
+            if key not in limits:
+                raise _fault(
+                    path, dset, f"is not a limit: {limits[0]}, {limits[1]}, ..., {limits[-1]}"
+                )
+            _expect(path, dset, (n,), "f", "floating point energies (eV/atom)")
+    for metrics in group.get("metrics", {}).values():
+        if not isinstance(metrics, h5py.Group):
+            raise _fault(path, metrics, "is not a group of test metrics")
+        missing = [key for key in METRICS if key not in metrics]
+        if missing:
+            raise _fault(path, metrics, f"is incomplete: no {', '.join(missing)}")
+        target = metrics["test_target"]
+        n_test = target.shape[0] if isinstance(target, h5py.Dataset) and target.ndim else -1
+        _expect(path, target, (n_test,), "f", "floating point (eV/atom)")
+        _expect(path, metrics["test_rmse"], (rows,), "f", "floating point (eV/atom)")
+        _expect(path, metrics["test_predictions"], (rows, n_test), "f", "floating point")
+    if "subsets" in group:
+        columns = ", ".join(SUBSET_COLUMNS)
+        _expect(path, group["subsets"], (rows, 4), "iu", f"integers (limits x {columns})")
+
+
+def _fault(path: Path, item: h5py.HLObject, problem: str) -> StoreError:
+    """The one-line error of a results file's dataset or group."""
+    return StoreError(f"{path}: {item.name.lstrip('/')} {problem}; the file was left untouched")
+
+
+def _expect(path: Path, item: h5py.HLObject, shape: tuple, kinds: str, what: str) -> None:
+    """Refuse `item` unless it is a dataset of `shape` whose dtype kind is in `kinds`."""
+    if not isinstance(item, h5py.Dataset):
+        raise _fault(path, item, f"is a group, expected {what} of shape {shape}")
+    if item.shape != shape or item.dtype.kind not in kinds:
+        raise _fault(
+            path, item, f"is {item.dtype} of shape {item.shape}, expected {what} of shape {shape}"
+        )
+
+
+def _check_finite(values: np.ndarray, ids: np.ndarray, path: Path, name: str) -> None:
+    """Refuse a prediction dataset holding NaN or +-inf, naming the first configuration."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        row = int(bad[0])
+        raise StoreError(
+            f"{path}: {name} holds {len(bad)} non-finite value(s) (first: "
+            f"{values[row]} at row {row}, id {int(ids[row])}); predictions are finite energies "
+            "above the hull (eV/atom): predict the store again and bundle it; the file was "
+            "left untouched"
+        )
 
 
 def _open_results(path: Path) -> h5py.File:

@@ -14,7 +14,11 @@ the atom counts and x_M = n_M / (n_Sc + n_M):
 Settings live in `parameters`, as in ASE's own calculators: `todict()` gives all of them,
 `set()` validates a change and the member is (re)loaded on the next calculation. Forces and
 stress are not offered by members trained on energies alone. Energies are those of the
-member's labeler: for the bundled members, CHGNet, a stand-in for DFT.
+member's labeler: for the bundled members, CHGNet, a stand-in for DFT, never DFT itself.
+
+A configuration is a crystal: Atoms that are not periodic in all three directions are
+refused (IdentifyError), since the prediction of the bulk configuration would be silently
+given to a cluster or a slab.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import atomic_numbers
 
 from qcapprox.datasets import LIMITS
-from qcapprox.errors import ModelError
+from qcapprox.errors import IdentifyError, ModelError
 from qcapprox.hull import Hull
 from qcapprox.parent import MAX_DISPLACEMENT, Parent
 from qcapprox.store import LABEL_KINDS, RELAXED
@@ -107,7 +111,15 @@ class HullCalculator(Calculator):
         return self.member.card
 
     def predict_e_above_hull(self, occupancy: np.ndarray) -> np.ndarray:
-        """Energy above hull (eV/atom) of (n, 36) occupancies."""
+        """The batch path: energies above the hull (eV/atom) of many configurations at once.
+
+        `occupancy` is (n, 36) uint8 over the active sites, A4 then A5 (0 = Sc, 1 = M,
+        2 = vacancy), e.g. a store's or results file's ``occupancy``, or rows of
+        ``calc.parent.identify(atoms)``; returns (n,) float. One member call for all rows,
+        no Atoms and no identification: the same numbers as `calculate` gives each
+        decorated configuration, far faster. Like every energy here, a prediction of the
+        member's labels (CHGNet stand-in labels for the bundled members, never DFT).
+        """
         return self.member.predict(occupancy)
 
     # ----------------------------------------------------------------- ASE
@@ -132,6 +144,18 @@ class HullCalculator(Calculator):
     ) -> None:
         """Identify the configuration, predict e_above_hull and derive the rest."""
         super().calculate(atoms, properties, system_changes)
+        if self.atoms is None:
+            raise IdentifyError(
+                f"{type(self).__name__}: no atoms to calculate; pass them "
+                "(calc.get_property(name, atoms)) or attach the calculator (atoms.calc = calc)"
+                " and ask the atoms (atoms.get_potential_energy())"
+            )
+        if not self.atoms.pbc.all():
+            raise IdentifyError(
+                f"{type(self).__name__}: the atoms have pbc={self.atoms.pbc.tolist()}, but a "
+                "configuration of the parent is a crystal periodic in all three directions; "
+                "set atoms.pbc = True (with the parent's 3-D cell)"
+            )
         occupancy = self.parent.identify(self.atoms, self.parameters.max_displacement)
         e_hull = float(self.predict_e_above_hull(occupancy[None, :])[0])
         n_host = int((self.atoms.numbers == atomic_numbers[self.parent.host]).sum())
