@@ -343,3 +343,28 @@ def test_study_comparison_by_hand() -> None:
     )
     empty = analysis.study_comparison({}, {})
     assert {f.verdict for f in empty} == {"no data"} and {f.ours for f in empty} == {"-"}
+
+
+def test_within_composition_rank_scores() -> None:
+    """Spearman and Kendall against scipy's; the truly lowest in the top 5; bias and RMSE."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from qcapprox.analysis import configuration_scores, kendall, spearman
+
+    rng = np.random.default_rng(7)
+    truth = rng.normal(size=30)
+    pred = truth + rng.normal(scale=0.8, size=30)
+    pred[3] = pred[4]  # a tie
+    assert spearman(pred, truth) == pytest.approx(spearmanr(pred, truth).statistic)
+    assert kendall(pred, truth) == pytest.approx(kendalltau(pred, truth).statistic)
+    groups = np.repeat([3, 5], 15)
+    scores = configuration_scores(pred, truth, groups)
+    for g in (3, 5):
+        rows = groups == g
+        lowest = np.argmin(truth[rows])
+        assert scores["groups"][str(g)]["lowest_in_top"] == (
+            lowest in np.argsort(pred[rows], kind="stable")[:5]
+        )
+    assert scores["mean_signed_error"] == pytest.approx(np.mean(pred - truth))
+    constant = configuration_scores(np.zeros(30), truth, groups)
+    assert np.isnan(constant["spearman"]) and constant["groups"]["3"]["distinct_predictions"] == 1

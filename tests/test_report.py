@@ -201,6 +201,10 @@ def test_family_table_in_report_md(report) -> None:
     assert float(sim[13]) == pytest.approx(expected[:12].mean(), abs=5e-4)
     assert float(diff[13]) == pytest.approx(np.abs(rmse - rmse[12])[:12].mean(), abs=5e-5)
     assert float(rows["rf test RMSE eV/atom"][-1]) == pytest.approx(rmse.mean(), abs=5e-5)
+    bias = np.mean(metrics.test_predictions - metrics.test_target, axis=1)
+    signed = rows["rf mean signed test error eV/atom"]
+    for k in range(13):
+        assert float(signed[k]) == pytest.approx(bias[k], abs=5e-5)
 
 
 def test_similarity_boxplots_and_predictions_csv(report) -> None:

@@ -201,6 +201,13 @@ def rmse(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(diff**2, axis=-1))
 
 
+def mean_signed_error(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean of (prediction - target) over the last axis, eV/atom: the bias of a member on
+    the test rows (positive = it predicts them too high)."""
+    diff = np.asarray(predictions, dtype=float) - np.asarray(target, dtype=float)
+    return np.mean(diff, axis=-1)
+
+
 #: Index of limit 24 among the limits: the reference set B_24 of the recall.
 REFERENCE = len(LIMITS) - 1
 #: Mean test target ȳ (eV/atom) below which eq. 4 is flagged as ill-conditioned.
@@ -434,3 +441,70 @@ def study_comparison(
                        "sequential and pretrained above ordinary", "; ".join(parts) or "-",
                        _verdict(hits, total)))  # fmt: skip
     return out
+
+
+# ----------------------------------------------------------------------------- configurations
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of values, ties sharing their average rank."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):
+        tied = values == v
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation: Pearson's r of the average ranks (NaN if one side is
+    constant or fewer than 3 values)."""
+    if len(a) < 3:
+        return np.nan
+    ra, rb = average_ranks(a), average_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return np.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_a)(n0 - ties_b)) over
+    the n0 = n(n-1)/2 pairs (NaN if one side is constant or fewer than 3 values)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3:
+        return np.nan
+    i, j = np.triu_indices(len(a), 1)
+    sa, sb = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    denominator = np.sqrt(np.count_nonzero(sa) * np.count_nonzero(sb))
+    return float((sa * sb).sum() / denominator) if denominator else np.nan
+
+
+def configuration_scores(
+    predicted: np.ndarray, truth: np.ndarray, groups: np.ndarray, top: int = 5
+) -> dict:
+    """How a family ranks the configurations *within* each composition (group): per group
+    Spearman and Kendall against the truth and whether the truly lowest configuration is
+    among the `top` lowest predicted; over all rows the RMSE and the mean signed error
+    (prediction - truth), eV/atom."""
+    predicted, truth = np.asarray(predicted, float), np.asarray(truth, float)
+    per_group = {}
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        lowest = rows[np.argmin(truth[rows])]
+        chosen = rows[np.argsort(predicted[rows], kind="stable")[:top]]
+        per_group[str(g)] = {
+            "n": len(rows),
+            "spearman": spearman(predicted[rows], truth[rows]),
+            "kendall": kendall(predicted[rows], truth[rows]),
+            "lowest_in_top": bool(lowest in chosen),
+            "distinct_predictions": len(np.unique(np.round(predicted[rows], 9))),
+        }
+    error = predicted - truth
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mean_signed_error": float(error.mean()),
+        "spearman": finite_mean(np.array([v["spearman"] for v in per_group.values()])),
+        "kendall": finite_mean(np.array([v["kendall"] for v in per_group.values()])),
+        "lowest_in_top": sum(v["lowest_in_top"] for v in per_group.values()),
+        "groups": per_group,
+    }

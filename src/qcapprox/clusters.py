@@ -21,9 +21,9 @@ and two index vectors n, n' give the same function when they differ by a permuta
 maps the orbit onto itself (found here by comparing the multisets of (site, index) sets).
 Pairs are all active-site pairs up to `pair_cutoff`, triplets those whose three distances
 are all up to `triplet_cutoff`, or up to `pair_cutoff` for triplets of A4 sites (the
-intercluster sites whose arrangement the screen ranks; minimum image in the parent cell). Every correlation is
-invariant under G, and unlike the defect counters of `descriptors.py` it resolves
-arrangements of one composition (e.g. which six A4 sites are vacant).
+intercluster sites whose arrangement the screen ranks; minimum image in the parent cell).
+Every correlation is invariant under G, and unlike the defect counters of `descriptors.py`
+it resolves arrangements of one composition (e.g. which six A4 sites are vacant).
 """
 
 from __future__ import annotations

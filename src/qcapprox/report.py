@@ -278,7 +278,8 @@ def family_table(
 ) -> list[str]:
     """Markdown table, one row per figure and backbone, one column per limit.
 
-    Rows: test RMSE (eq. 3), |RMSE_k - RMSE_24| (eV/atom), SimilarityScore against limit
+    Rows: test RMSE (eq. 3), mean signed test error (prediction - target: the bias),
+    |RMSE_k - RMSE_24| (eV/atom), SimilarityScore against limit
     24 (row 24 of eq. 4), below-hull set size |B_k| and recall |B_k ∩ B_24| / |B_24| on
     the inference set (1 when B_24 is empty); the mean column is over limits 0-22 for the
     rows against limit 24 and over all limits for the test RMSE. When the
@@ -300,6 +301,8 @@ def family_table(
     for backbone, m in metrics.items():
         rmse = analysis.rmse(m.test_predictions, m.test_target)
         row(f"{backbone} test RMSE eV/atom", rmse, ".4f", analysis.finite_mean(rmse))
+        bias = analysis.mean_signed_error(m.test_predictions, m.test_target)
+        row(f"{backbone} mean signed test error eV/atom", bias, "+.4f", analysis.finite_mean(bias))
         diff = analysis.rmse_difference(rmse)[REFERENCE]
         mean = analysis.finite_mean(diff[:REFERENCE])
         row(f"{backbone} abs(RMSE - RMSE 24) eV/atom", diff, ".4f", mean)

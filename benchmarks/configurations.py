@@ -1,0 +1,120 @@
+"""The configuration benchmark: does a family rank configurations *within* a composition?
+
+Held out: every symmetry-distinct configuration of 3, 5 and 7 A4 vacancies (11 + 30 + 30;
+enumeration/configurations.toml), relaxed with the labeler's settings (`make depth`:
+data/benchmark/sc60<m>13-configurations.h5; Pt from the parent geometry, the others from
+Pt's relaxed geometries). These are Table 1 test compositions, so no family has trained on
+them. Per family (backbone x training set-up) and limit: the within-composition Spearman
+and Kendall against the CHGNet relaxed labels (a stand-in for DFT), whether the truly
+lowest configuration of each composition is in the family's 5 lowest, the RMSE and the
+mean signed error (eV/atom). `--truth kept` scores only the held-out rows that kept their
+identity in the relaxation (`qcapprox.mapping`), whose label is unambiguously theirs.
+
+Usage: .venv/bin/python benchmarks/configurations.py [--dopants Pt,Rh,Pd,Ir]
+    [--backbones rf,hgb,rf-cf,hgb-cf,ce,allegro,allegro-sequential,allegro-pretrained]
+    [--setups relaxed,relaxed+kept,relaxed+relaxed-into,relaxed+depth] [--limits all]
+    [--truth start|kept] [-o benchmarks/results/configurations.json]
+Families not trained yet are trained into the model cache (the tabular ones, seconds to a
+minute per limit) or skipped (Allegro members are only read from the registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from qcapprox.analysis import configuration_scores, finite_mean
+from qcapprox.datasets import LIMITS
+from qcapprox.errors import QcapproxError
+from qcapprox.models import BACKBONES, backbone, family_key
+from qcapprox.paths import DATA_DIR
+from qcapprox.store import Store
+
+OUT = Path(__file__).parent / "results" / "configurations.json"
+TABULAR = ("rf", "hgb", "rf-cf", "hgb-cf", "ce")
+ALLEGRO = ("allegro", "allegro-sequential", "allegro-pretrained")
+
+
+def held_out(dopant: str) -> Path:
+    """The benchmark store of a dopant (`make depth`)."""
+    return DATA_DIR / "benchmark" / f"sc60{dopant.lower()}13-configurations.h5"
+
+
+def score_family(
+    store: Store, rows: np.ndarray, truth: np.ndarray, name: str, setup: str, limits: list[int]
+) -> dict | None:
+    """Scores of one family at every limit; None if a member cannot be had."""
+    scores, seconds = {}, 0.0
+    for limit in limits:
+        start = time.perf_counter()
+        try:
+            member = backbone(name).load(store.parent.dopant, limit, setup)
+        except QcapproxError as err:
+            print(f"  {family_key(name, setup)} limit {limit}: skipped ({err})")
+            return None
+        predicted = member.predict(store.occupancy[rows])
+        seconds += time.perf_counter() - start
+        scores[limit] = configuration_scores(predicted, truth, store.composition[rows, 0])
+        scores[limit]["test_rmse"] = member.card.get("test_rmse")
+    return {"family": family_key(name, setup), "seconds": round(seconds, 1), "limits": scores}
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--dopants", default="Pt,Rh,Pd,Ir")
+    args.add_argument("--backbones", default=",".join(TABULAR + ALLEGRO))
+    args.add_argument("--setups", default="relaxed,relaxed+kept,relaxed+relaxed-into")
+    args.add_argument("--limits", default="all")
+    args.add_argument("--truth", choices=("start", "kept"), default="start")
+    args.add_argument("-o", "--out", type=Path, default=OUT)
+    opts = args.parse_args()
+    limits = list(LIMITS) if opts.limits == "all" else [int(x) for x in opts.limits.split(",")]
+    unknown = set(opts.backbones.split(",")) - set(BACKBONES)
+    if unknown:
+        raise SystemExit(f"unknown backbones {sorted(unknown)}")
+    results = json.loads(opts.out.read_text()) if opts.out.exists() else {}
+    for dopant in opts.dopants.split(","):
+        path = held_out(dopant)
+        if not path.exists() or "relaxed" not in Store(path).labels:
+            print(f"{dopant}: {path} has no relaxed labels yet (`make depth`): skipped")
+            continue
+        store = Store(path)
+        labels = store.label_set("relaxed")
+        usable = labels.usable & (labels.mapping.kept if opts.truth == "kept" else True)
+        rows = np.flatnonzero(usable)
+        truth = labels.e_above_hull[rows]
+        shares = labels.mapping.shares(labels.usable)
+        print(f"{dopant}: {len(rows)} held-out configurations ({opts.truth} truth; "
+              f"{shares['kept']:.0%} kept their identity in the relaxation)")  # fmt: skip
+        entry = results.setdefault(f"{dopant}/{opts.truth}", {})
+        entry["held_out"] = {"n": len(rows), "relaxation_map": shares,
+                             "truth_range": [float(truth.min()), float(truth.max())]}  # fmt: skip
+        for name in opts.backbones.split(","):
+            for setup in opts.setups.split(","):
+                if name in ALLEGRO and setup != "relaxed":
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    found = score_family(store, rows, truth, name, setup, limits)
+                if found is None:
+                    continue
+                entry[found["family"]] = found
+                s24 = found["limits"][limits[-1]]
+                mean_s = finite_mean(np.array([v["spearman"] for v in found["limits"].values()]))
+                print(f"  {found['family']:28s} Spearman mean {mean_s:+.2f} "
+                      f"(limit {limits[-1]}: {s24['spearman']:+.2f}), lowest in top 5: "
+                      f"{s24['lowest_in_top']}/3, RMSE {s24['rmse']:.4f}, "
+                      f"mean signed {s24['mean_signed_error']:+.4f} eV/atom")  # fmt: skip
+        opts.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = opts.out.with_name(opts.out.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        tmp.replace(opts.out)
+
+
+if __name__ == "__main__":
+    main()
