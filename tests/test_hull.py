@@ -237,3 +237,27 @@ def test_bad_inputs_raise_hull_error() -> None:
     with pytest.raises(HullError, match="not an element"):
         Hull.load("Xx")
     assert issubclass(HullError, QcapproxError)
+
+
+def test_reference_sets_and_rebase() -> None:
+    """The reported set keeps the elements and the reported types only; rebasing an energy
+    above the full hull onto it adds H_full(x) - H_reported(x), and the formation energy
+    (hull-independent) is unchanged."""
+    from qcapprox.hull import REFERENCE_SETS
+
+    full = Hull.load("Pt")
+    reported = Hull.load("Pt", references="reported")
+    phases = json.loads(reference_path("Pt").read_text())["phases"]
+    kinds = REFERENCE_SETS["reported"]
+    assert set(reported.phase_names) == {p["name"] for p in phases if p["kind"] in kinds}
+    assert set(full.phase_names) == {p["name"] for p in phases}
+    n_host, n_dop, energy = 114, 26, -6.81 * 140
+    above_full = full.e_above_hull(energy, n_host, n_dop)
+    rebased = full.rebase(above_full, n_host, n_dop, reported)
+    assert rebased == pytest.approx(reported.e_above_hull(energy, n_host, n_dop), abs=1e-12)
+    assert full.formation_energy(energy, n_host, n_dop) == reported.formation_energy(
+        energy, n_host, n_dop
+    )
+    assert rebased < above_full  # fewer phases: a higher hull
+    with pytest.raises(HullError, match="reference set"):
+        Hull.load("Pt", references="some")

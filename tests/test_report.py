@@ -313,3 +313,27 @@ def test_nothing_below_the_threshold_is_said(report, tmp_path) -> None:
     assert "No family trained on relaxed labels predicts a configuration below" in text
     assert "--threshold 0.02" in text
     assert "rf B24 empty: recall 1 by the study's convention" in text
+
+
+def test_known_phase_against_the_reference_sets(report) -> None:
+    """The report's reference-set table: each family's limit-24 value of the known phase
+    against the full set (as predicted) and rebased onto the reported types only."""
+    from qcapprox.hull import Hull
+
+    results, out, _, _ = report
+    lines = (out / "report.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "against the hull's reference sets" in line)
+    table = {
+        line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+        for line in lines[start + 2 :]
+        if line.startswith("| ") and not line.startswith("| ---")
+    }
+    with Results(results) as res:
+        row = res.known_phase_row("Pt")
+        value = res.predictions("Pt", "rf")[12, row]
+    full, reported = Hull.load("Pt"), Hull.load("Pt", references="reported")
+    x = 26 / 140  # Sc114Pt26: six A4 vacancies
+    assert float(table["rf"][0]) == pytest.approx(value, abs=5e-5)
+    shift = full.hull_energy(x) - reported.hull_energy(x)
+    assert float(table["rf"][1]) == pytest.approx(value + shift, abs=5e-5)
+    assert shift < 0  # the full set's hull is lower at Sc57Pt13's composition

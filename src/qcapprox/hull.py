@@ -44,9 +44,20 @@ from qcapprox.errors import HullError
 from qcapprox.parent import HOST
 from qcapprox.paths import DATA_DIR, user_or_bundled, user_references_dir
 
-__all__ = ["REFERENCES_DIR", "Hull", "dopant_symbol", "reference_path"]
+__all__ = ["REFERENCES_DIR", "REFERENCE_SETS", "Hull", "dopant_symbol", "reference_path"]
 
 REFERENCES_DIR = DATA_DIR / "references"  # the bundled sets (Pt, Pd, Ir, Rh)
+
+#: The reference sets a hull can be built on, by the `kind` of each phase in the reference
+#: file: `full` (every phase: the elements, the reported types of Sc-M, structure types of
+#: analogue rare-earth/Sc binaries and hypothetical prototypes; the default) and `reported`
+#: (the elements and the types reported for this binary only). Labels and models use the
+#: full set; `Hull.rebase` gives an energy above the hull against another.
+REFERENCE_SETS: dict[str, tuple[str, ...] | None] = {
+    "full": None,
+    "reported": ("element", "reported type"),
+}
+DEFAULT_REFERENCES = "full"
 
 #: A phase's composition: a formula ("Sc2Pt"), a mapping {"Sc": 2, "Pt": 1} or (n_host, n_dopant).
 CountsLike = str | Mapping[str, float] | Sequence[float]
@@ -131,11 +142,13 @@ class Hull:
         dopant: str,
         phases: Mapping[str, tuple[float, float, float]],
         source: str = "<entries>",
+        references: str = DEFAULT_REFERENCES,
     ) -> None:
         """Build from ``{name: (n_host, n_dopant, total_energy)}``; see :meth:`load` and
-        :meth:`from_entries` for the usual ways in."""
+        :meth:`from_entries` for the usual ways in. ``references`` names the set."""
         self.dopant = dopant_symbol(dopant)
         self.source = source
+        self.references = references
         if not phases:
             raise HullError(f"{source}: no reference phases")
         self._names = list(phases)
@@ -176,15 +189,23 @@ class Hull:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, dopant: str, path: Path | str | None = None) -> Hull:
+    def load(
+        cls, dopant: str, path: Path | str | None = None, references: str = DEFAULT_REFERENCES
+    ) -> Hull:
         """Read the references of one dopant, by default :func:`reference_path` (user-built,
-        else bundled).
+        else bundled), keeping the phases of the reference set ``references``
+        (`REFERENCE_SETS`: by each phase's ``kind``).
 
         ``path`` may be the file or the directory holding ``Sc-<M>.json``. The file has
         ``dopant`` and ``phases``; each phase has ``name``, ``formula`` and ``energy`` (total,
         eV) and optionally ``n_atoms`` and ``e_per_atom``, which are checked for consistency.
         """
         symbol = dopant_symbol(dopant)
+        if references not in REFERENCE_SETS:
+            raise HullError(
+                f"unknown reference set {references!r}: use one of {', '.join(REFERENCE_SETS)}"
+            )
+        kinds = REFERENCE_SETS[references]
         if path is None:
             path = reference_path(symbol)
         path = Path(path)
@@ -226,8 +247,9 @@ class Hull:
                     f"{where}: energy / n_atoms = {energy / n_atoms:.6f} eV/atom "
                     f"disagrees with e_per_atom = {phase['e_per_atom']}"
                 )
-            phases[phase["name"]] = (n_host, n_dopant, energy)
-        return cls(symbol, phases, source=str(path))
+            if kinds is None or phase.get("kind") in kinds:
+                phases[phase["name"]] = (n_host, n_dopant, energy)
+        return cls(symbol, phases, source=str(path), references=references)
 
     @classmethod
     def from_entries(
@@ -347,6 +369,25 @@ class Hull:
         )
         value = n * e_form + nh * self.e_host + nd * self.e_dopant
         return _result(value, e_hull, n_host, n_dopant)
+
+    def rebase(
+        self,
+        e_above_hull: npt.ArrayLike,
+        n_host: npt.ArrayLike,
+        n_dopant: npt.ArrayLike,
+        other: Hull,
+    ) -> float | np.ndarray:
+        """Energies above this hull as energies above `other` (another reference set of the
+        same dopant and elemental energies): E_f is the same, so E_hull' = E_hull + H(x) -
+        H'(x)."""
+        if (
+            other.dopant != self.dopant
+            or not np.isclose([other.e_host, other.e_dopant], [self.e_host, self.e_dopant]).all()
+        ):
+            raise HullError(f"{other.source}: another dopant or other elemental references")
+        x = self.x_dopant(n_host, n_dopant)
+        shift = np.asarray(self.hull_energy(x)) - np.asarray(other.hull_energy(x))
+        return _result(np.asarray(e_above_hull, dtype=float) + shift, e_above_hull, n_host)
 
     def e_above_hull_of_phase(self, name: str) -> float:
         """Energy above the hull of one reference phase, eV/atom (0 for stable phases)."""

@@ -39,6 +39,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from qcapprox import analysis
+from qcapprox.parent import Parent
 from qcapprox.results import LIMITS, Metrics, Results
 
 REFERENCE = analysis.REFERENCE
@@ -214,6 +215,8 @@ def write_report(
             }
             known = res.known_phase_row(dopant)
             sections += family_table(dopant, metrics, families, known)
+            if known is not None:
+                sections += reference_sets(res.parent(dopant), families, known)
             sizes = res.subset_sizes(dopant)
             paths = _subset_sizes(dopant, sizes, out_dir, formats, skip)
             written += embed(paths, f"Sc-{dopant}: training subdataset sizes per limit")
@@ -318,6 +321,36 @@ def family_table(
             row(f"{backbone} Sc57{dopant}13 E above hull eV/atom", pred[:, known], "+.4f")
             row(f"{backbone} Sc57{dopant}13 rank of {pred.shape[1]:,}",
                 analysis.ranks(pred, known), ",.0f")  # fmt: skip
+    return [*lines, ""]
+
+
+def reference_sets(parent: Parent, families: dict[str, Family], known: int) -> list[str]:
+    """Where the known Sc57M13 phase sits against each reference set of the hull
+    (`qcapprox.hull.REFERENCE_SETS`): each family's limit-24 prediction (made against the
+    full set) rebased onto every set, E_hull' = E_hull + H(x) - H'(x)."""
+    from qcapprox.errors import HullError
+    from qcapprox.hull import REFERENCE_SETS, Hull
+
+    try:
+        hulls = {name: Hull.load(parent.dopant, references=name) for name in REFERENCE_SETS}
+    except HullError:
+        return []  # no reference file here to rebase with
+    n_host, n_dop = (int(c[0]) for c in parent.formula_counts(parent.known_phase()))
+    full = hulls["full"]
+    names = list(hulls)
+    lines = [
+        f"Sc57{parent.dopant}13 against the hull's reference sets (limit-24 predictions, "
+        "eV/atom; "
+        + "; ".join(f"{n}: {', '.join(h.stable_names)}" for n, h in hulls.items())
+        + "):",
+        "",
+        "| family | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for backbone, (pred, _, _) in families.items():
+        value = pred[REFERENCE, known]
+        cells = [f"{float(full.rebase(value, n_host, n_dop, h)):+.4f}" for h in hulls.values()]
+        lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

@@ -40,6 +40,7 @@ from qcapprox.datasets import (
     write_split,
 )
 from qcapprox.errors import ModelError
+from qcapprox.hull import DEFAULT_REFERENCES
 from qcapprox.mapping import DEFAULT_POLICY, POLICIES, apply_policy
 from qcapprox.parent import Parent
 from qcapprox.paths import (
@@ -296,6 +297,10 @@ def member_card(
         "training_set_sha256": data.digest(limit),
         "labels": data.labels.kind,
         "setup": {"mapping": data.setup.mapping, "depth": data.setup.depth},
+        "references": {
+            "set": DEFAULT_REFERENCES,
+            "stable": json.loads(data.labels.attrs.get("references", "{}")).get("stable"),
+        },
         "sizes": data.sizes(limit),
         "left_out": int((~data.labels.usable).sum()),
         "labeler": f"{data.labels.describe}, {data.labels.attrs.get('calculator_version')}",
