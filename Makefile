@@ -63,13 +63,14 @@ depth: $(STAMP)
 	done; done
 
 # The bundled families on the relaxed labels of every set whose relabeling is done: the RF
-# and gradient-boosting families first (a minute each), then the three Allegro variants
+# and gradient-boosting families on defect descriptors and on cluster correlations and the
+# cluster expansion first (a minute or a few each), then the three Allegro variants
 # (default preset, two limits at once), into calculators/. Finished limits are kept, so a
 # stopped run resumes where it stopped.
 families: $(STAMP)
 	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if ! $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels not done yet"; continue; fi; \
-	  for b in rf hgb; do \
+	  for b in rf hgb rf-cf hgb-cf ce; do \
 	    $(VENV)/bin/qcapprox train $$b -d $$m --registry calculators || exit $$?; \
 	  done; \
 	done

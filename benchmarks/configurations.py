@@ -89,8 +89,9 @@ def main() -> None:
         rows = np.flatnonzero(usable)
         truth = labels.e_above_hull[rows]
         shares = labels.mapping.shares(labels.usable)
-        print(f"{dopant}: {len(rows)} held-out configurations ({opts.truth} truth; "
-              f"{shares['kept']:.0%} kept their identity in the relaxation)")  # fmt: skip
+        kept = f"{shares['kept']:.0%} kept their identity in the relaxation"
+        print(f"{dopant}: {len(rows)} held-out configurations ({opts.truth} truth; {kept})",
+              flush=True)  # fmt: skip
         entry = results.setdefault(f"{dopant}/{opts.truth}", {})
         entry["held_out"] = {"n": len(rows), "relaxation_map": shares,
                              "truth_range": [float(truth.min()), float(truth.max())]}  # fmt: skip
@@ -104,16 +105,21 @@ def main() -> None:
                 if found is None:
                     continue
                 entry[found["family"]] = found
+                _write(opts.out, results)
                 s24 = found["limits"][limits[-1]]
                 mean_s = finite_mean(np.array([v["spearman"] for v in found["limits"].values()]))
                 print(f"  {found['family']:28s} Spearman mean {mean_s:+.2f} "
                       f"(limit {limits[-1]}: {s24['spearman']:+.2f}), lowest in top 5: "
-                      f"{s24['lowest_in_top']}/3, RMSE {s24['rmse']:.4f}, "
-                      f"mean signed {s24['mean_signed_error']:+.4f} eV/atom")  # fmt: skip
-        opts.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = opts.out.with_name(opts.out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
-        tmp.replace(opts.out)
+                      f"{s24['lowest_in_top']}/3, RMSE {s24['rmse']:.4f}, mean signed "
+                      f"{s24['mean_signed_error']:+.4f} eV/atom", flush=True)  # fmt: skip
+
+
+def _write(out: Path, results: dict) -> None:
+    """The results so far, written atomically (a long run keeps every finished family)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    tmp.replace(out)
 
 
 if __name__ == "__main__":
