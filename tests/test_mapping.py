@@ -200,3 +200,33 @@ def test_map_command_and_info(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     share = Store(path).label_set("relaxed").mapping.shares()
     assert f"{share['kept']:.0%} kept" in " ".join(result.output.split())
+
+
+def test_the_depth_design_joins_the_training_rows(tmp_path: Path) -> None:
+    """A depth store beside the training store adds its usable rows (but configurations
+    Table 1 already holds) as train and validation examples of every limit they fit; the
+    test rows stay Table 1's. Here the Pt configuration benchmark stands in for a depth
+    store."""
+    from qcapprox.datasets import TEST, VALIDATION
+    from qcapprox.models.base import depth_store
+    from qcapprox.paths import DATA_DIR
+
+    training = tmp_path / "sc60pt13.h5"
+    shutil.copyfile(training_store("Pt"), training)
+    extra = DATA_DIR / "benchmark" / "sc60pt13-configurations.h5"
+    shutil.copyfile(extra, depth_store(training))
+    base = TrainingSet.load(training)
+    deep = TrainingSet.load(training, "relaxed+depth")
+    more = Store(extra)
+    usable = more.label_set("relaxed").usable
+    fresh = usable & ~np.isin(more.ids, base.ids)
+    assert 0 < fresh.sum() < usable.sum()  # Table 1's test realizations are among them
+    assert len(deep.rows(0)) == len(base.rows(0)) + int(fresh.sum())
+    np.testing.assert_array_equal(deep.ids[deep.test_rows()], base.ids[base.test_rows()])
+    added = np.flatnonzero(~np.isin(deep.ids, base.ids))
+    assert (deep.split[added] != TEST).all() and (deep.split[added] == VALIDATION).any()
+    assert deep.digest(0) != base.digest(0)
+    alone = tmp_path / "sc60rh13.h5"
+    shutil.copyfile(training_store("Rh"), alone)
+    with pytest.raises(Exception, match="no depth design"):
+        TrainingSet.load(alone, "relaxed+depth")
