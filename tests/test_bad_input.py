@@ -6,17 +6,21 @@ readers go on, and model files checked against their recorded sha256 before load
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import skops.io as sio
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import Trajectory, write
 from sklearn.dummy import DummyRegressor
 
 import qcapprox.screen  # noqa: F401  (binds the real training_store before any patch)
@@ -29,7 +33,7 @@ from qcapprox.models.allegro.inference import MODEL_FILE, load_allegro_member
 from qcapprox.models.base import file_sha256
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, REGISTRY_DIR
-from qcapprox.store import writer_lock
+from qcapprox.store import Store, writer_lock
 
 BUNDLED_TRAINING_STORE = base.training_store
 STORE = "store.h5"  # the A4 inference set of Pt in every test's directory
@@ -142,6 +146,40 @@ def labels_without_e_above_hull(handle: h5py.File) -> None:
         group[key] = np.zeros(n)
 
 
+def attribute(name: str, value: object) -> Callable[[h5py.File], None]:
+    """An edit: a root attribute set to value."""
+    return lambda handle: handle.attrs.__setitem__(name, value)
+
+
+def at(row: int, value: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A change of a column: the value of one row replaced."""
+
+    def make(column: np.ndarray) -> np.ndarray:
+        column[row] = value
+        return column
+
+    return make
+
+
+def oxygen_in_parent(numbers: np.ndarray) -> np.ndarray:
+    numbers[0] = 8
+    return numbers
+
+
+def labels_with(key: str, dtype: type) -> Callable[[h5py.File], None]:
+    """An edit: a complete labels/single-point group whose `key` has another dtype."""
+
+    def edit(handle: h5py.File) -> None:
+        group = handle.create_group("labels/single-point")
+        n = len(handle["configs/id"])
+        for name in ("energy", "formation_energy", "e_above_hull"):
+            group[name] = np.full(n, -1.5, dtype=dtype if name == key else np.float64)
+        group["converged"] = np.ones(n, bool)
+        group.create_dataset("error", data=[""] * n, dtype=h5py.string_dtype())
+
+    return edit
+
+
 def foreign(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with h5py.File(work / "bad.h5", "w") as handle:
         handle["x"] = np.arange(3)
@@ -170,6 +208,80 @@ def tampered_allegro(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model.write_bytes(model.read_bytes() + b"\0")
 
 
+def structures(
+    *rows: tuple[int, float], pbc: object = True, symbol: str | None = None, name: str = "e.extxyz"
+) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """Setup: a file of structures of the store's configurations (row, energy above
+    -6.5 eV/atom) with energies; `pbc` and an atom turned into `symbol` spoil them."""
+
+    def setup(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        store = Store(work / STORE)
+        images = []
+        for row, energy in rows:
+            atoms = store.parent.decorate(store.occupancy[row])
+            atoms.pbc = pbc
+            if symbol:
+                atoms[3].symbol = symbol
+            atoms.calc = SinglePointCalculator(atoms, energy=-6.5 * len(atoms) + energy)
+            images.append(atoms)
+        if images:
+            write(work / name, images)
+        else:
+            Trajectory(work / name, "w").close()
+
+    return setup
+
+
+def labelled(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setup: the store with single-point labels, and structures to import."""
+    with h5py.File(work / STORE, "r+") as handle:
+        labels_with("energy", np.float64)(handle)
+    structures((0, 0.1))(work, monkeypatch)
+
+
+TRAVERSAL = "../../elsewhere/evil"  # a dopant attribute that leads out of the registry
+SP_CARD = REGISTRY_DIR / "single-point" / "rf" / "Pt" / "limit-00" / "card.json"
+
+
+def planted(work: Path) -> Path:
+    """A card outside the registry `work/registry`, where `rf/<TRAVERSAL>/limit-00` leads."""
+    card = work / "elsewhere" / "evil" / "limit-00" / "card.json"
+    card.parent.mkdir(parents=True)
+    shutil.copyfile(SP_CARD, card)
+    (work / "registry").mkdir()
+    assert (work / "registry" / "rf" / TRAVERSAL / "limit-00" / "card.json").resolve() == card
+    return card
+
+
+def traversal(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setup: bad.h5 with the dopant attribute TRAVERSAL, and the card it leads to."""
+    store_edit(attribute("dopant", TRAVERSAL))(work, monkeypatch)
+    planted(work)
+
+
+def card(change: Callable[[dict], object] | bytes) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """Setup: registry reg/ with the shipped single-point rf Pt limit-00 card, changed by
+    `change` (the JSON object it returns) or replaced by the given bytes."""
+
+    def setup(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        path = work / "reg" / SP_CARD.relative_to(REGISTRY_DIR)
+        path.parent.mkdir(parents=True)
+        if isinstance(change, bytes):
+            path.write_bytes(change)
+        else:
+            path.write_text(json.dumps(change(json.loads(SP_CARD.read_text()))))
+
+    return setup
+
+
+def without(key: str) -> Callable[[dict], dict]:
+    return lambda content: {k: v for k, v in content.items() if k != key}
+
+
+def setting(key: str, value: object) -> Callable[[dict], dict]:
+    return lambda content: {**content, key: value}
+
+
 def locked(work: Path, monkeypatch: pytest.MonkeyPatch) -> AbstractContextManager:
     """Setup: the store's writer lock held (by this process, through another open file)."""
     return writer_lock(work / STORE)
@@ -180,6 +292,8 @@ def locked_out(work: Path, monkeypatch: pytest.MonkeyPatch) -> AbstractContextMa
 
 
 ENUMERATE = ["enumerate", "bad.toml", "-d", "Pt", *OUT]
+IMPORT = ["import-energies", STORE, "e.extxyz"]
+PREDICT_SP = ["predict", STORE, "--limits", "0", "--labels", "single-point", "--registry", "reg"]
 INFERENCE = ["enumerate", str(RECIPES_DIR / "inference-a4.toml"), "-d", "Pt"]
 A5_VACANCIES_7 = ORBITS.replace('"M", ', "") + '[orbits.A5]\nspecies = ["Sc", "vacancy"]\n'
 CASES = [
@@ -228,6 +342,16 @@ CASES = [
     ("bundle-twice", ["bundle", "-o", "r.h5", STORE, "other.h5"], "both hold Sc60Pt13",
      copy_store("other.h5")),
     ("report-over-file", ["report", "r.h5", "-o", "x.cif"], "--out x.cif is a file",
+     text("x.cif", "data_x\n")),
+    ("report-under-file", ["report", "r.h5", "-o", "x.cif/figures"],
+     "--out x.cif/figures lies under the file x.cif", text("x.cif", "data_x\n")),
+    ("references-out-dir-file", ["references", "-d", "Pt", "--out-dir", "x.cif"],
+     "--out-dir x.cif is a file: give a directory (nothing was done)", text("x.cif", "data_x\n")),
+    ("references-under-file", ["references", "-d", "Pt", "--out-dir", "x.cif/refs"],
+     "--out-dir x.cif/refs lies under the file x.cif", text("x.cif", "data_x\n")),
+    ("screen-out-dir-file", ["screen", "-d", "Os", "--yes", "--out-dir", "x.cif"],
+     "--out-dir x.cif is a file", text("x.cif", "data_x\n")),
+    ("demo-out-dir-file", ["demo", "--out-dir", "x.cif"], "--out-dir x.cif is a file",
      text("x.cif", "data_x\n")),
     ("info-missing", ["info", "missing.h5"], "missing.h5: no such file", None),
     ("rehull-unlabelled", ["rehull", STORE], "has no labels: nothing to recompute", None),
@@ -300,6 +424,41 @@ CASES = [
      store_edit(lambda h: h.attrs.__setitem__("schema_version", 99))),
     ("truncated", ["export", "bad.h5", "--row", "0", "-o", "x.cif"], "corrupt or truncated",
      truncated),
+    # --- stores: values (issue 37)
+    ("dopant-traversal", ["predict", "bad.h5", "--limits", "0", "--registry", "registry"],
+     f"bad.h5: attribute dopant = '{TRAVERSAL}' is not the element symbol of a metal", traversal),
+    ("dopant-Xx", ["info", "bad.h5"], "attribute dopant = 'Xx' is not the element symbol",
+     store_edit(attribute("dopant", "Xx"))),
+    ("dopant-O", ["predict", "bad.h5", "--limits", "0"], "attribute dopant = 'O' is not",
+     store_edit(attribute("dopant", "O"))),
+    ("dopant-lowercase", ["export", "bad.h5", "--row", "0", "-o", "x.cif"], "dopant = 'pt'",
+     store_edit(attribute("dopant", "pt"))),
+    ("dopant-host", ["info", "bad.h5"], "dopant = 'Sc' is not the element symbol of a metal other",
+     store_edit(attribute("dopant", "Sc"))),
+    ("dopant-not-in-parent", ["info", "bad.h5"], "parent/numbers holds atomic number 78, but a "
+     "Sc60Pd13 parent holds Sc and Pd only", store_edit(attribute("dopant", "Pd"))),
+    ("parent-oxygen", ["info", "bad.h5"], "parent/numbers holds atomic number 8",
+     store_edit(replace("parent/numbers", oxygen_in_parent))),
+    ("energy-int32", ["info", "bad.h5"],
+     "bad.h5: labels/single-point/energy has dtype int32, expected float64",
+     store_edit(labels_with("energy", np.int32))),
+    ("e-above-hull-int32", ["predict", "bad.h5", "--limits", "0"],
+     "labels/single-point/e_above_hull has dtype int32, expected float64",
+     store_edit(labels_with("e_above_hull", np.int32))),
+    ("formation-float32", ["info", "bad.h5"],
+     "labels/single-point/formation_energy has dtype float32, expected float64",
+     store_edit(labels_with("formation_energy", np.float32))),
+    ("duplicate-id", ["info", "bad.h5"], "bad.h5: configs/id holds id 0 more than once",
+     store_edit(replace("configs/id", at(1, 0)))),
+    ("multiplicity-0", ["predict", "bad.h5", "--limits", "0"],
+     "bad.h5: configs/multiplicity row 3 (id",
+     store_edit(replace("configs/multiplicity", at(3, 0)))),
+    ("multiplicity-negative", ["info", "bad.h5"], ") is -4 (rows at fault: 1)",
+     store_edit(replace("configs/multiplicity", at(15000, -4)))),
+    ("composition", ["export", "bad.h5", "--row", "0", "-o", "x.cif"],
+     "configs/composition row 9 (id", store_edit(replace("configs/composition", at(9, 5)))),
+    ("composition-bundle", ["bundle", "-o", "r.h5", "bad.h5"], "configs/composition row 9",
+     store_edit(replace("configs/composition", at(9, 5)))),
     ("start-from-unrelaxed", ["label", STORE, "--start-from", STORE], "has no relaxed labels",
      None),
     ("screen-start-from", ["screen", "-d", "Pt", "--yes", "--training", "new.h5",
@@ -310,7 +469,51 @@ CASES = [
      "optimizer 'Newton': use one of FIRE", None),
     ("reuse-foreign", ["predict", STORE, "--limits", "0", "--reuse", "bad.h5"],
      "bad.h5: not a qcapprox results file", foreign),
+    # --- imported energies: checked before anything is written (issue 37)
+    ("import-nan", IMPORT, "e.extxyz: structure 1 has energy nan: energies must be finite",
+     structures((0, 0.0), (1, np.nan))),
+    ("import-inf", IMPORT, "e.extxyz: structure 0 has energy -inf", structures((0, -np.inf))),
+    ("import-duplicate", IMPORT, "e.extxyz: structures 0 and 2 are both configuration 0 with "
+     "energies", structures((0, 0.0), (1, 0.0), (0, 5.0))),
+    ("import-pbc-false", IMPORT, "e.extxyz: structure 0 has pbc=[False, False, False]",
+     structures((0, 0.0), pbc=False)),
+    ("import-pbc-partial", IMPORT, "structure 0 has pbc=[True, True, False]: a label of the bulk",
+     structures((0, 0.0), (1, 0.0), pbc=[True, True, False])),
+    ("import-none", [*IMPORT[:2], "e.traj"], "e.traj: holds no structures; nothing was imported",
+     structures(name="e.traj")),
+    ("import-oxygen", IMPORT, "e.extxyz: structure 0: atom 3 is O", structures((1, 0.0),
+                                                                             symbol="O")),
+    ("import-again", [*IMPORT, "--labels", "single-point"],
+     "already has single-point labels: pass --replace", labelled),
+    ("import-duplicates-policy", [*IMPORT, "--duplicates", "first"], "'first' is not one of",
+     structures((0, 0.0))),
+    ("drop-absent", ["labels", "drop", STORE, "--labels", "relaxed"],
+     f"{STORE} has no relaxed labels (it has: none); nothing was changed", None),
+    ("drop-locked", ["labels", "drop", STORE, "--labels", "relaxed"], "being written by", locked),
+    ("drop-labels-missing", ["labels", "drop", STORE], "Missing option '--labels'", None),
     # --- models: verified before they are loaded
+    ("registry-file", ["predict", STORE, "--limits", "0", "--registry", "reg.txt"],
+     "reg.txt is a file, not a model registry", text("reg.txt", "x\n")),
+    ("card-not-json", PREDICT_SP, "card.json: not a readable JSON model card", card(b"{oops")),
+    ("card-binary", PREDICT_SP, "card.json: not a readable JSON model card", card(b"\xff\xfe\0")),
+    ("card-list", PREDICT_SP, "card.json: not a valid model card (a JSON list, expected an object)",
+     card(lambda c: [c])),
+    ("card-no-sha256", PREDICT_SP, "card.json: not a valid model card (training_set_sha256 is "
+     "missing", card(without("training_set_sha256"))),
+    ("card-sha256-short", PREDICT_SP, "training_set_sha256 is not 64 hexadecimal digits",
+     card(setting("training_set_sha256", "abc"))),
+    ("card-limit-text", PREDICT_SP, "limit is '0', expected int", card(setting("limit", "0"))),
+    ("card-limit-13", PREDICT_SP, "limit 13 is not one of", card(setting("limit", 13))),
+    ("card-rmse-null", PREDICT_SP, "test_rmse is None, expected int or float",
+     card(setting("test_rmse", None))),
+    ("card-sizes", PREDICT_SP, "sizes {'train': 5} are not train, validation and test counts",
+     card(setting("sizes", {"train": 5}))),
+    ("card-sizes-list", PREDICT_SP, "sizes is ['train'], expected dict",
+     card(setting("sizes", ["train"]))),
+    ("card-dopant", PREDICT_SP, "dopant '../x' is not the element symbol of a metal",
+     card(setting("dopant", "../x"))),
+    ("card-test-lengths", PREDICT_SP, "test_ids, test_target and test_predictions differ",
+     card(lambda c: {**c, "test_ids": c["test_ids"][1:]})),
     ("allegro-sha256", ["predict", STORE, "--backbone", "allegro", "--limits", "0",
                         "--labels", "single-point"],
      "model.nequip.zip: sha256", tampered_allegro),
@@ -319,6 +522,7 @@ CASES = [
     ("locked-import", ["import-energies", STORE, "x.xyz"], f"{STORE} is being written", locked),
     ("locked-limits", ["limits", STORE], f"{STORE} is being written by another", locked),
     ("locked-enumerate", [*INFERENCE, *OUT], "out.h5 is being written by another", locked_out),
+    ("locked-bundle", ["bundle", *OUT, STORE], "out.h5 is being written by another", locked_out),
 ]  # fmt: skip
 
 
@@ -406,7 +610,8 @@ def test_rf_cache_files_are_checked_and_rebuilt(tmp_path, monkeypatch, pt_labels
     issue's DummyRegressor) or random bytes in their place are not loaded: the member is
     trained afresh and predicts as before."""
     monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path))
-    cache = forest.cache_dir("rf", "Pt", 0, pt_labels)
+    digest = base.TrainingSet.load(base.training_store("Pt"), pt_labels).digest(0)
+    cache = forest.cache_dir("rf", digest, pt_labels)
     member = forest.load_member("Pt", 0, labels=pt_labels)
     occupancy = member.parent.known_phase()[None]
     expected = member.predict(occupancy)
@@ -447,3 +652,162 @@ def test_allegro_zip_is_checked_before_loading(tmp_path, monkeypatch) -> None:
         load_allegro_member("Pt", 0, "ordinary", labels="single-point")
     shipped = load_allegro_member("Pt", 0, "ordinary", REGISTRY_DIR, labels="single-point")
     assert shipped.card["limit"] == 0
+
+
+# ----------------------------------------------------------------------------- paths from files
+OPENED: list[str] = []  # every file opened while `watching` (an audit hook: no mock)
+WATCHING: list[bool] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if WATCHING and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        OPENED.append(os.path.realpath(os.fsdecode(args[0])))
+
+
+@contextmanager
+def watching_opens() -> Iterator[list[str]]:
+    """The files this process opens meanwhile (Python's `open` audit event)."""
+    if not hasattr(watching_opens, "hooked"):
+        sys.addaudithook(_audit)
+        watching_opens.hooked = True
+    OPENED.clear()
+    WATCHING.append(True)
+    try:
+        yield OPENED
+    finally:
+        WATCHING.clear()
+
+
+def test_a_card_planted_outside_the_registry_is_never_read(work: Path, monkeypatch, capsys) -> None:
+    """A store whose dopant leads out of the registry, a member path built from such a
+    dopant, and a registry directory that is a symbolic link out of it: each is refused
+    before the planted card (or the model beside it) is opened."""
+    traversal(work, monkeypatch)
+    card_path = str((work / "elsewhere" / "evil" / "limit-00" / "card.json").resolve())
+    registry = work / "registry"
+    before = files(work)
+    with watching_opens() as opened:
+        assert TRAVERSAL in refused(["predict", "bad.h5", "--registry", str(registry)], capsys)
+        for load in (
+            lambda: forest.load_member(TRAVERSAL, 0, registry=registry),
+            lambda: load_allegro_member(TRAVERSAL, 0, "ordinary", registry),
+            lambda: base.member_path("rf", TRAVERSAL, 0),
+            lambda: base.training_store(TRAVERSAL),
+        ):
+            with pytest.raises(ModelError, match="is not the element symbol of a metal"):
+                load()
+        (registry / "rf").mkdir()
+        (registry / "rf" / "Pt").symlink_to(work / "elsewhere" / "evil")
+        with pytest.raises(ModelError, match=r"rf/Pt/limit-00 resolves to .*outside the registry"):
+            forest.load_member("Pt", 0, registry=registry)
+        assert card_path not in opened
+        base.read_card(Path(card_path).parent)  # the hook sees a card that is read
+        assert opened[-1] == card_path
+    (registry / "rf" / "Pt").unlink()
+    (registry / "rf").rmdir()
+    assert files(work) == before
+
+
+def test_train_into_a_fresh_registry_from_the_cache_writes_a_full_card(tmp_path) -> None:
+    """The cache holds the member (loaded once): training it into an empty registry writes
+    the member's complete card (issue 37: it wrote `null`), and predicting with that
+    registry works."""
+    member = forest.load_member("Pt", 0, labels="single-point")
+    registry = tmp_path / "fresh"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "rf", "-d", "Pt", "--limits", "0", "--labels", "single-point",
+              "--registry", str(registry)])  # fmt: skip
+    assert done.value.code == 0
+    written = registry / "single-point" / "rf" / "Pt" / "limit-00" / "card.json"
+    card = base.read_card(written.parent)  # checked against the schema
+    assert "null" not in written.read_text()
+    assert card["training_set_sha256"] == member.card["training_set_sha256"]
+    assert card["test_rmse"] == pytest.approx(member.card["test_rmse"], abs=1e-12)
+    with pytest.raises(ModelError, match="not a valid model card"):
+        base.write_card(written, {**card, "sizes": None})  # never written with a null
+    assert base.read_card(written.parent) == card
+
+
+def test_cache_is_keyed_by_member_content(tmp_path, monkeypatch) -> None:
+    """Members of two training sets (the same backbone, dopant and limit, two registries)
+    are cached apart: loading one never evicts the other, and the same member read through
+    another registry shares its cache."""
+    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
+    other = tmp_path / "sc60pt13.h5"
+    shutil.copyfile(base.training_store("Pt"), other)
+    with h5py.File(other, "r+") as handle:
+        handle["labels/single-point/e_above_hull"][:50] += 0.01  # other targets
+    first = forest.load_member("Pt", 0, labels="single-point", registry=tmp_path / "a")
+    second = forest.load_member(
+        "Pt", 0, labels="single-point", training=other, registry=tmp_path / "b"
+    )
+    digests = [m.card["training_set_sha256"] for m in (first, second)]
+    caches = [forest.cache_dir("rf", d, "single-point") for d in digests]
+    assert digests[0] != digests[1] and caches[0] != caches[1]
+    kept = files(tmp_path / "cache")
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    again = forest.load_member("Pt", 0, labels="single-point", registry=tmp_path / "c")
+    assert again.card == first.card  # a cache hit comes with its card
+    assert files(tmp_path / "cache") == kept
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing refitted
+
+
+# ----------------------------------------------------------------------------- writers
+@contextmanager
+def file_size_limit(n_bytes: int) -> Iterator[None]:
+    """This process may write no file beyond n_bytes (RLIMIT_FSIZE; Python ignores
+    SIGXFSZ, so a write past it fails with errno 27, as a full disk fails with 28)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_predict_past_the_file_size_limit_names_the_store(work: Path, capsys) -> None:
+    """The copy of the store fits, the predictions do not: one line naming the store and
+    the limit, no temporary file left, the store as it was."""
+    forest.load_member("Pt", 0, labels="single-point")  # in the cache: nothing to write there
+    before = files(work)
+    with file_size_limit((work / STORE).stat().st_size + 4096):
+        err = refused(["predict", STORE, "--limits", "0", "--labels", "single-point"], capsys)
+    assert f"error: {STORE}: could not be written, larger than the file-size limit" in err
+    assert "(errno 27)" in err
+    assert files(work) == before
+
+
+def test_enumerate_past_the_file_size_limit_names_the_file(work: Path, capsys) -> None:
+    """A journal segment past the limit: one line naming it; no temporary file; the journal
+    keeps what it committed and the same command, with room, finishes the store."""
+    before = files(work)
+    with file_size_limit(200_000):
+        err = refused([*INFERENCE, *OUT], capsys)
+    assert "out.h5.partial/segment-000000.npz: could not be written, larger than the file" in err
+    assert "(errno 27)" in err
+    after = files(work)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert sorted(map(str, set(after) - set(before))) == ["out.h5.partial/identity.json"]
+    with pytest.raises(SystemExit) as done:
+        main([*INFERENCE, *OUT])
+    assert done.value.code == 0 and len(Store(work / "out.h5")) == 15327
+
+
+def test_report_past_the_file_size_limit_leaves_whole_files(
+    work: Path, results_path: Path, capsys
+) -> None:
+    """Figures are written whole or not at all: a figure past the limit is one line naming
+    it, and the report directory holds no temporary or truncated file."""
+    out = work / "figures"
+    with file_size_limit(40_000):
+        err = refused(["report", str(results_path), "-o", str(out)], capsys)
+    assert f"error: {out}/" in err and "larger than the file-size limit" in err
+    written = sorted(out.iterdir())
+    assert not [p for p in written if p.suffix == ".tmp"]
+    failed = Path(err.split()[1].rstrip(":"))
+    assert not failed.exists()
+    for path in written:  # every file there is complete
+        if path.suffix == ".png":
+            assert path.read_bytes().endswith(b"IEND\xaeB`\x82")
+        if path.suffix == ".svg":
+            assert path.read_text().rstrip().endswith("</svg>")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase.io import read
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
 from labelers import lennard_jones
 from typer.testing import CliRunner
 
@@ -146,3 +147,50 @@ def test_demo_table_at_limit_24(results_path) -> None:
     with Results(results_path) as res:
         below = any((res.predictions(d, "rf") < 0).any() for d in dopants)
     assert any_below == below
+
+
+def _structures(path, store: Store, rows_energies) -> None:
+    """Write structures of the store's rows with total energies (eV)."""
+    images = []
+    for row, energy in rows_energies:
+        atoms = store.parent.decorate(store.occupancy[row])
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        images.append(atoms)
+    write(path, images)
+
+
+def test_import_duplicates_replace_and_drop(tmp_path, inference_pt) -> None:
+    """Two energies of one configuration: `--duplicates lowest` keeps the lower, `last` the
+    later (`--replace` replaces the set on purpose); `labels drop` removes a set, and the
+    store takes an import again; the store is never left with a partial or stray file."""
+    path = tmp_path / "a4.h5"
+    path.write_bytes(inference_pt.read_bytes())
+    store = Store(path)
+    e0 = -6.5 * len(store.parent.atoms)
+    _structures(
+        tmp_path / "e.extxyz", store, [(4, e0), (9, e0 - 1.0), (4, e0 - 5.0), (9, e0 - 1.0)]
+    )
+    args = ["import-energies", str(path), str(tmp_path / "e.extxyz")]
+
+    def energies() -> np.ndarray:
+        return Store(path).label_set("relaxed").energy[[4, 9]]
+
+    result = runner.invoke(app, [*args, "--duplicates", "lowest"])
+    assert result.exit_code == 0, result.output
+    assert "2 configurations labelled" in " ".join(result.output.split())
+    np.testing.assert_array_equal(energies(), [e0 - 5.0, e0 - 1.0])
+    again = runner.invoke(app, [*args, "--duplicates", "last"])
+    assert again.exit_code != 0 and "--replace" in str(again.exception)
+    _structures(tmp_path / "e.extxyz", store, [(4, e0 - 5.0), (4, e0 + 2.0)])
+    result = runner.invoke(app, [*args, "--duplicates", "last", "--replace"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(energies(), [e0 + 2.0, np.nan])
+    assert Store(path).label_set("relaxed").usable.sum() == 1
+    result = runner.invoke(app, ["labels", "drop", str(path), "--labels", "relaxed"])
+    assert result.exit_code == 0 and "relaxed labels removed" in " ".join(result.output.split())
+    assert Store(path).labels == {}
+    np.testing.assert_array_equal(Store(path).occupancy, store.occupancy)
+    result = runner.invoke(app, [*args, "--labels", "single-point", "--duplicates", "lowest"])
+    assert result.exit_code == 0, result.output
+    assert list(Store(path).labels) == ["single-point"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a4.h5", "e.extxyz"]

@@ -132,3 +132,49 @@ def test_predict_reuses_reproduced_results(tmp_path, inference_pt: Path, pt_labe
             rtol=1e-12,
         )  # predicted again: the tampered value is gone
         assert b[f"metrics/{family}/test_rmse"][12] == a[f"metrics/{family}/test_rmse"][12]
+
+
+def test_prediction_streams_in_chunks(
+    tmp_path, inference_pt: Path, pt_labels: str, monkeypatch
+) -> None:
+    """Chunks of 1,000 rows (16 of them, the last short) give the predictions of the whole
+    set at once; the plan says the size first."""
+    from qcapprox import prediction
+
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
+    monkeypatch.setattr(prediction, "PREDICT_ROWS", 1000)
+    plan = prediction.Plan.of(path, "rf", [24], pt_labels)
+    assert plan.limits == (24,) and plan.scan.rows == 15327
+    assert plan.describe().startswith(f"{path}: 15,327 configurations x 1 limit of ")
+    assert predict_store(path, "rf", [24], labels=pt_labels, plan=plan) == [24]
+    family = family_key("rf", pt_labels)
+    with h5py.File(path) as handle:
+        values = handle[f"predictions/{family}/limit-24"][:]
+    member = load_member("Pt", 24, labels=pt_labels)
+    # rtol: a forest's threads add the trees' votes in any order
+    np.testing.assert_allclose(values, member.predict(Store(path).occupancy), rtol=1e-12)
+    assert "nothing to predict" in prediction.Plan.of(path, "rf", [24], pt_labels).describe()
+
+
+def test_large_store_is_predicted_with_force_only(
+    tmp_path, inference_pt: Path, pt_labels: str, monkeypatch
+) -> None:
+    """Above the row cap the estimate is stated and the store refused (exit 2, nothing
+    written); --force lifts the cap. The summary names the labels the family learned."""
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
+    args = ["predict", str(path), "--limits", "0", "--labels", pt_labels]
+    monkeypatch.setattr("qcapprox.cli.MAX_ROWS", 10_000)
+    before = path.read_bytes()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "15,327 configurations x 1 limit of" in result.output  # the estimate, first
+    message = str(result.exception)
+    assert "more than the limit of 10,000 configurations" in message and "--force" in message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a4.h5"]
+    result = CliRunner().invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "peak memory about" in text and "CHGNet stand-in labels" in text
+    with h5py.File(path) as handle:
+        assert handle[f"predictions/{family_key('rf', pt_labels)}/limit-00"].shape == (15327,)

@@ -21,7 +21,14 @@ from qcapprox.enumeration.run import run_recipe
 from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
-from qcapprox.store import CONFIG_FIELDS, SCHEMA_VERSION, Journal, Store
+from qcapprox.store import (
+    CONFIG_FIELDS,
+    SCHEMA_VERSION,
+    Journal,
+    Store,
+    scan_store,
+    write_atomically,
+)
 
 # A recipe of 182 tasks and 310,572 configurations (16 journal segments of 20,000 rows, so
 # a kill after the first, second or third lands mid-run): every A4 composition with at
@@ -188,3 +195,69 @@ def test_refuses_foreign_corrupt_and_other_version(tmp_path, parent_pt: Parent) 
     assert digest(good) == before
     with pytest.raises(StoreError, match="no such file"):
         Store(tmp_path / "missing.h5")
+
+
+def _set(name: str, row: int, value: int):
+    def edit(handle: h5py.File) -> None:
+        handle[name][row] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set("configs/id", 7001, 0), r"configs/id holds id 0 more than once"),
+        (_set("configs/multiplicity", 5003, 0), r"configs/multiplicity row 5003 \(id \d+\) is 0"),
+        (_set("configs/composition", 12001, 9), r"configs/composition row 12001 \(id \d+\) is \["),
+        (_set("configs/occupancy", 9999, 5), r"configs/occupancy row 9999 \(id \d+\) has code 5"),
+        (lambda h: h.attrs.__setitem__("dopant", "../x"), r"attribute dopant = '\.\./x' is not"),
+    ],
+)
+def test_store_and_scan_refuse_the_same_rows(
+    edit, message: str, tmp_path, inference_pt: Path
+) -> None:
+    """`Store` (all rows at once) and `scan_store` (chunks of 1,000 rows) refuse the same
+    faults with the same one-line message, rows counted over the whole store; the file is
+    left as it was."""
+    path = Path(shutil.copyfile(inference_pt, tmp_path / "bad.h5"))
+    with h5py.File(path, "r+") as handle:
+        edit(handle)
+    before = digest(path)
+    with pytest.raises(StoreError, match=message) as whole:
+        Store(path)
+    with pytest.raises(StoreError, match=message) as chunked:
+        scan_store(path, chunk_rows=1000)
+    assert str(whole.value) == str(chunked.value) and "\n" not in str(whole.value)
+    assert str(whole.value).startswith(f"{path}: ")
+    assert digest(path) == before
+
+
+def test_scan_of_a_good_store(inference_pt: Path) -> None:
+    scan = scan_store(inference_pt, chunk_rows=1000)
+    store = Store(inference_pt)
+    assert scan.rows == len(store) and scan.parent.dopant == "Pt"
+    np.testing.assert_array_equal(scan.parent.permutations, store.parent.permutations)
+
+
+def test_a_failed_write_names_the_file_and_removes_its_temporary(tmp_path) -> None:
+    """A full disk (/dev/full: every write fails with errno 28) while a file is written
+    under its temporary name: one line naming the file, the temporary removed, the file
+    as it was."""
+    target = tmp_path / "out.h5"
+    target.write_bytes(b"old")
+    (tmp_path / "out.h5.tmp").symlink_to("/dev/full")
+
+    def fill(handle: h5py.File) -> None:
+        handle["x"] = np.zeros(100_000)
+
+    with pytest.raises(StoreError, match=r"out\.h5: could not be written, no space left") as err:
+        write_atomically(target, fill)
+    assert "errno 28" in str(err.value) and "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+    assert target.read_bytes() == b"old"
+    journal = Journal(tmp_path / "run.h5", {"recipe_name": "x"})
+    (journal.dir / "segment-000000.npz.tmp").symlink_to("/dev/full")
+    with pytest.raises(StoreError, match=r"segment-000000\.npz: could not be written, no space"):
+        journal.add(1, {"id": np.arange(100_000)})
+    assert journal.segments() == [] and not (journal.dir / "segment-000000.npz.tmp").exists()

@@ -32,6 +32,8 @@ from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.mapping import POLICIES
 from qcapprox.parent import BUNDLED_DOPANTS, MAX_DISPLACEMENT, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
+from qcapprox.prediction import MAX_ROWS
+from qcapprox.prediction import Plan as PredictPlan
 from qcapprox.settings import (
     DEFAULT_CALCULATOR,
     DEFAULT_PRESET,
@@ -138,6 +140,17 @@ def _check_directory(out: Path) -> None:
     """Refuse an output path in a directory that does not exist."""
     if not out.parent.is_dir():
         raise QcapproxError(f"--out {out}: the directory {out.parent} does not exist")
+
+
+def _check_out_dir(path: Path, option: str) -> None:
+    """Refuse an output directory that is a file, or that would be made under a file,
+    before any work."""
+    for where in (path, *path.parents):
+        if where.exists():
+            if not where.is_dir():
+                at = "is a file" if where == path else f"lies under the file {where}"
+                raise QcapproxError(f"{option} {path} {at}: give a directory (nothing was done)")
+            return
 
 
 def _check_output(
@@ -427,6 +440,7 @@ def references(
     from qcapprox.references import build_references
 
     out_dir = out_dir or user_references_dir()
+    _check_out_dir(out_dir, "--out-dir")
     with Progress(
         TextColumn(f"[bold]references Sc-{dopant}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[phase]}"), TimeRemainingColumn(), console=console,
@@ -503,6 +517,7 @@ def screen(
     if out_dir is None:
         out_dir = user_data_dir() / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out_dir, "--out-dir")
     run = Screen(
         dopant, out_dir, calculator, relaxation, design, inference, _limits(limits), workers,
         training_set=training, registry=registry, start_from=source, scheduler=scheduler,
@@ -566,13 +581,44 @@ def import_energies_cmd(
     labels: Annotated[
         LabelKind, typer.Option(help="Which label set the energies are: relaxed or single-point.")
     ] = "relaxed",
+    duplicates: Annotated[
+        Literal["refuse", "lowest", "last"],
+        typer.Option(
+            help="Two structures of one configuration with different energies: refuse the "
+            "import, or keep the lowest or the last energy."
+        ),
+    ] = "refuse",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the store's label set of this kind.")
+    ] = False,
 ) -> None:
-    """Label a store with energies you computed elsewhere (e.g. DFT)."""
+    """Label a store with energies you computed elsewhere (e.g. DFT): every structure is
+    checked first (periodic, a finite energy, a configuration of the store); any fault
+    writes nothing."""
     from qcapprox.labeling import import_energies
 
     with writer_lock(store):
-        matched = import_energies(store, structures, labels)
+        matched = import_energies(store, structures, labels, duplicates=duplicates, replace=replace)
     console.print(f"{store}: {matched:,} configurations labelled ({labels}) from {structures}")
+
+
+labels_app = typer.Typer(
+    help="Manage the label sets of a store.", no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)  # fmt: skip
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("drop")
+def labels_drop(
+    store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")],
+    labels: Annotated[LabelKind, typer.Option(help="The label set to remove.")],
+) -> None:
+    """Remove a label set from a store on purpose (a copy without it replaces the store)."""
+    from qcapprox.labeling import drop_labels
+
+    drop_labels(store, labels)
+    console.print(f"{store}: {labels} labels removed")
 
 
 @app.command()
@@ -797,34 +843,59 @@ def predict(
             "stored values of the same rows (checked on 64 of them) is copied, not predicted."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help=f"Predict a store of more than {MAX_ROWS:,} configurations."),
+    ] = False,
 ) -> None:
-    """Predict the energy above hull of every configuration with a family, per limit."""
-    from qcapprox.models import family_key, trained_backbones
+    """Predict the energy above hull of every configuration with a family, per limit
+    (in bounded memory; the size and the estimated time, memory and disk are stated first)."""
+    from qcapprox.models import trained_backbones
+    from qcapprox.store import scan_store
 
     todo = _limits(limits)
     labels = _setup(labels, mapping, depth)
+    scan = scan_store(store)
     if backbone == "all":
-        names = trained_backbones(Store(store).parent.dopant, labels, registry)
+        names = trained_backbones(scan.parent.dopant, labels, registry)
         if not names:
             console.print(f"{store}: no family is trained on {labels} labels for its dopant")
     else:
         names = [backbone]
     for name in names:
-        done = _predict_family(store, name, todo, labels, training, registry, reuse)
-        console.print(
-            f"{store}: predictions/{family_key(name, labels)} for limits {done or 'none new'} "
-            f"(energies above hull, eV/atom, models trained on {labels} CHGNet stand-in labels)"
+        plan = PredictPlan.of(store, name, todo, labels, scan)
+        console.print(plan.describe(), markup=False, highlight=False, soft_wrap=True)
+        done = _predict_family(
+            store, name, labels, training, registry, reuse, plan, None if force else MAX_ROWS
         )
+        console.print(
+            f"{store}: predictions/{plan.family} for limits {done or 'none new'} (energies "
+            f"above hull, eV/atom, models trained on {labels} labels; "
+            f"{_predicted_with(store, plan.family)})",
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+
+def _predicted_with(store: Path, family: str) -> str:
+    """How the energies a family predicted in a store are labelled (its members' labeler:
+    CHGNet stand-in labels or the labeler named)."""
+    from qcapprox.results import energy_label
+
+    with h5py.File(store, "r") as handle:
+        group = handle.get(f"predictions/{family}", {})
+        labeler = next((str(d.attrs.get("labeler", "")) for d in group.values()), None)
+    return energy_label(labeler)
 
 
 def _predict_family(
     store: Path,
     backbone: str,
-    limits: Sequence[int],
     labels: str,
     training: Path | None,
     registry: Path | None,
-    reuse: Path | None = None,
+    reuse: Path | None,
+    plan: PredictPlan,
+    max_rows: int | None,
 ) -> list[int]:
     """`predict_store` under a progress bar; the limits predicted."""
     from qcapprox.prediction import predict_store
@@ -836,12 +907,14 @@ def _predict_family(
         return predict_store(
             store,
             backbone,
-            limits,
+            plan.limits,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
             labels=labels,
             training=training,
             registry=registry,
             reuse=reuse,
+            plan=plan,
+            max_rows=max_rows,
         )
 
 
@@ -891,8 +964,7 @@ def report(
     """Write the study's figures for these results (PNG and SVG)."""
     from qcapprox.report import write_report
 
-    if out.exists() and not out.is_dir():
-        raise QcapproxError(f"--out {out} is a file: give a directory for the figures")
+    _check_out_dir(out, "--out")
 
     files = write_report(results, out, threshold=threshold, log=console.print)
     console.print(f"{out}: {len(files)} files (energies: CHGNet stand-in labels)")
@@ -928,6 +1000,7 @@ def demo(
     from qcapprox.store import RELAXED, SINGLE_POINT
 
     out_dir = out_dir or user_data_dir() / "runs"
+    _check_out_dir(out_dir, "--out-dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     recipe = RECIPES_DIR / "inference-a4.toml"
     stores, families = {}, {}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -49,7 +50,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize.optimize import Optimizer
 
 from qcapprox.datasets import LIMITS, a5_defects, in_limit
-from qcapprox.errors import HullError, LabelingError, StoreError
+from qcapprox.errors import HullError, IdentifyError, LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.mapping import (
     UNMAPPABLE,
@@ -621,52 +622,96 @@ def remap(
     return mapping
 
 
+DUPLICATES = ("refuse", "lowest", "last")  # what import_energies does with a configuration twice
+SAME_ENERGY = 1e-6  # eV: two energies of one configuration this close are one energy
+
+
 def import_energies(
     store_path: str | Path,
     structures: str | Path,
     kind: str = "relaxed",
     hull: Hull | None = None,
+    duplicates: str = "refuse",
+    replace: bool = False,
 ) -> int:
     """Label a store from structures with energies (extxyz, VASP OUTCAR/vasprun, any ASE
-    format), e.g. the DFT results of the study. Returns the number of structures matched.
+    format), e.g. the DFT results of the study. Returns the number of configurations
+    labelled.
 
     Each structure is matched to its configuration with `Parent.identify` (any atom order,
     relaxed or not) and its total energy becomes the label of `kind` ("relaxed" for the
     energies of relaxed structures, the default; "single-point" for the parent geometry).
     Configurations without a structure get NaN and the error "no structure".
+
+    Every structure is checked before anything is written: periodic in all three
+    directions, a finite energy, a configuration of the store. Two structures of one
+    configuration whose energies differ (by more than `SAME_ENERGY`) are refused unless
+    `duplicates` says which to keep ("lowest" or "last"). A file without structures, or
+    any fault, writes nothing. An existing label set of `kind` is refused unless `replace`;
+    then it is replaced in one rename (the store holds the old set or the new one). The
+    caller holds the store's writer lock (`qcapprox import-energies` does).
     """
     from ase.io import read
 
     from qcapprox.enumeration import Enumerator
 
     store_path, structures = Path(store_path), Path(structures)
-    store = Store(store_path)
     if kind not in LABEL_KINDS:
         raise LabelingError(f"unknown label set {kind!r}: use one of {', '.join(LABEL_KINDS)}")
-    if kind in store.labels:
-        raise LabelingError(f"{store_path} already has {kind} labels")
-    hull = hull or Hull.load(store.parent.dopant)
-    enumerator = Enumerator.from_parent(store.parent)
-    energy = np.full(len(store), np.nan)
+    if duplicates not in DUPLICATES:
+        raise LabelingError(f"duplicates {duplicates!r}: use one of {', '.join(DUPLICATES)}")
+    store = Store(store_path)
+    if kind in store.labels and not replace:
+        raise LabelingError(
+            f"{store_path} already has {kind} labels: pass --replace to replace them, or "
+            f"remove them with `qcapprox labels drop {store_path} --labels {kind}`"
+        )
     try:
         images = read(structures, index=":")
     except Exception as err:
         raise LabelingError(f"{structures}: cannot read structures ({err})") from err
+    if not images:
+        raise LabelingError(f"{structures}: holds no structures; nothing was imported")
+    hull = hull or Hull.load(store.parent.dopant)
+    enumerator = Enumerator.from_parent(store.parent)
+    energy = np.full(len(store), np.nan)
+    source = np.full(len(store), -1)  # the structure each row's energy comes from
     into = np.full(len(store), UNMAPPABLE, dtype=np.int64)
     displacement = np.full(len(store), np.nan)
     for k, atoms in enumerate(images):
-        match = store.parent.match(atoms)
+        where = f"{structures}: structure {k}"
+        if not atoms.pbc.all():
+            raise LabelingError(
+                f"{where} has pbc={atoms.pbc.tolist()}: a label of the bulk crystal needs a "
+                "structure periodic in all three directions"
+            )
+        try:
+            value = float(atoms.get_potential_energy())
+        except Exception as err:
+            raise LabelingError(f"{where} carries no energy") from err
+        if not np.isfinite(value):
+            raise LabelingError(f"{where} has energy {value}: energies must be finite")
+        try:
+            match = store.parent.match(atoms)
+        except IdentifyError as err:
+            raise LabelingError(f"{where}: {err}") from err
         config_id = enumerator.config_ids(match.occupancy)[0]
         hits = np.flatnonzero(store.ids == config_id)
         if len(hits) == 0:
-            raise LabelingError(
-                f"{structures}: structure {k} is not a configuration of {store_path}"
-            )
-        into[hits[0]], displacement[hits[0]] = config_id, match.max_displacement
-        try:
-            energy[hits[0]] = atoms.get_potential_energy()
-        except Exception as err:
-            raise LabelingError(f"{structures}: structure {k} carries no energy") from err
+            raise LabelingError(f"{where} is not a configuration of {store_path}")
+        row = hits[0]
+        if source[row] >= 0:  # the configuration again
+            same = abs(value - energy[row]) <= SAME_ENERGY
+            if not same and duplicates == "refuse":
+                raise LabelingError(
+                    f"{structures}: structures {source[row]} and {k} are both configuration "
+                    f"{config_id} with energies {energy[row]:.6f} and {value:.6f} eV; pass "
+                    "--duplicates lowest or --duplicates last to choose"
+                )
+            if same or (duplicates == "lowest" and value >= energy[row]):
+                continue
+        energy[row], source[row] = value, k
+        into[row], displacement[row] = config_id, match.max_displacement
     natoms = len(store.parent.atoms) - (store.occupancy == VACANCY).sum(axis=1)
     info = {
         "calculator": f"imported from {structures.name}",
@@ -694,10 +739,58 @@ def import_energies(
             "cell": np.full((n, 3, 3), np.nan),
             "positions": np.full((int(natoms.sum()), 3), np.nan),
         }
-    journal = Journal(store_path.with_name(f"{store_path.name}.labels-import"), info)
-    journal.add(n, columns)
+    target = store_path.with_name(f"{store_path.name}.labels-import")
+    if (stale := Journal.existing(target)) is not None:
+        stale.remove()  # an import killed before: never resumed, the caller holds the lock
+    journal = Journal(target, info)
     # an imported structure is the configuration it identifies as: it kept its identity
     mapping = RelaxationMap(into, into != UNMAPPABLE, displacement, MAX_DISPLACEMENT)
-    write_labels(store_path, store, journal, hull, info, [kind], mapping)
-    journal.remove()
+    try:
+        journal.add(n, columns)
+        if kind in store.labels:
+            replaced = store_path.with_name(f"{store_path.name}.replace")
+            try:
+                _copy_without_labels(store_path, kind, replaced)
+                write_labels(replaced, store, journal, hull, info, [kind], mapping)
+                os.replace(replaced, store_path)
+            finally:
+                replaced.unlink(missing_ok=True)
+        else:
+            write_labels(store_path, store, journal, hull, info, [kind], mapping)
+    finally:
+        journal.remove()
     return int((~missing).sum())
+
+
+def _copy_without_labels(path: Path, kind: str, out: Path) -> None:
+    """Write `out` (atomically): the store `path` without its labels/<kind> group."""
+
+    def fill(handle: h5py.File) -> None:
+        with h5py.File(path, "r") as src:
+            for key, value in src.attrs.items():
+                handle.attrs[key] = value
+            for name, item in src.items():
+                if name != "labels":
+                    src.copy(item, handle, name=name)
+                    continue
+                kept = [other for other in item if other != kind]
+                if kept:
+                    group = handle.create_group("labels")
+                    for other in kept:
+                        src.copy(item[other], group, name=other)
+
+    write_atomically(out, fill, reserve=path.stat().st_size)  # the copy is no larger
+
+
+@one_writer
+def drop_labels(path: str | Path, kind: str) -> None:
+    """Remove a label set of a store on purpose (`qcapprox labels drop`): a copy without
+    labels/<kind> is written and renamed over the store, under its writer lock."""
+    path = Path(path)
+    if kind not in LABEL_KINDS:
+        raise LabelingError(f"unknown label set {kind!r}: use one of {', '.join(LABEL_KINDS)}")
+    store = Store(path)
+    if kind not in store.labels:
+        have = ", ".join(store.labels) or "none"
+        raise LabelingError(f"{path} has no {kind} labels (it has: {have}); nothing was changed")
+    _copy_without_labels(path, kind, path)

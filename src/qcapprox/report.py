@@ -30,6 +30,7 @@ why.
 from __future__ import annotations
 
 import csv
+import io
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from matplotlib.figure import Figure
 from qcapprox import analysis
 from qcapprox.parent import Parent
 from qcapprox.results import LIMITS, Metrics, Results
+from qcapprox.store import atomic_bytes
 
 REFERENCE = analysis.REFERENCE
 RC = {
@@ -76,12 +78,16 @@ def _say(ax, text: str, y: float = 0.5) -> None:
 
 
 def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
+    """Write a figure in each format, each rendered in memory and renamed into place (a
+    killed report leaves no truncated figure)."""
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
         metadata = {"Date": None} if fmt == "svg" else None
+        buffer = io.BytesIO()
         with matplotlib.rc_context(RC):
-            fig.savefig(path, format=fmt, dpi=200, metadata=metadata)
+            fig.savefig(buffer, format=fmt, dpi=200, metadata=metadata)
+        atomic_bytes(path, buffer.getvalue())
         paths.append(path)
     return paths
 
@@ -146,10 +152,12 @@ def _colorbar(fig: Figure, image, ax, label: str = "") -> None:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """Write a CSV table under a temporary name and rename it into place."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_bytes(path, text.getvalue().encode())
     return path
 
 
@@ -265,7 +273,7 @@ def write_report(
             *([f"- {n}" for n in notes] or ["- nothing"]),
             "",
         ]
-        index.write_text("\n".join(lines))
+        atomic_bytes(index, "\n".join(lines).encode())
     return [*written, index]
 
 

@@ -54,6 +54,7 @@ from qcapprox.store import (
     open_store,
     package_versions,
     write_atomically,
+    writer_lock,
 )
 
 FORMAT = "qcapprox-results"
@@ -94,14 +95,22 @@ def bundle(
     """Bundle per-dopant stores (dopant -> store path) into the results file `out`.
 
     Copies each store's parent/, configs/, predictions/ and metrics/ groups (h5py copy)
-    and its root attributes into /<dopant>; written under a temporary name and renamed.
-    Every store is validated (format, schema, dopant, prediction shapes) first.
+    and its root attributes into /<dopant>; written under a temporary name and renamed,
+    under the writer lock of `out` (a second bundle into it fails at once, naming the
+    first). Every store is validated (format, schema, dopant, prediction shapes) first.
     `training` (dopant -> labelled training store) adds /<dopant>/subsets, the sizes of
     the limit subsets, for the dopants whose training store has its split already.
     """
     out = Path(out)
     if not stores:
         raise StoreError(f"{out}: nothing to bundle, give at least one store")
+    with writer_lock(out):
+        _bundle(stores, out, training)
+    return out
+
+
+def _bundle(stores: Mapping[str, Path], out: Path, training: Mapping[str, Path] | None) -> None:
+    """`bundle`'s work, under the writer lock of `out`."""
     subsets = {d: _subsets(Path(p), d) for d, p in (training or {}).items() if d in stores}
     for dopant, path in stores.items():
         with open_store(Path(path)) as handle:
@@ -139,7 +148,6 @@ def bundle(
                 group["subsets"].attrs["source"] = str(training[dopant])
 
     write_atomically(out, fill)
-    return out
 
 
 def _subsets(path: Path, dopant: str) -> np.ndarray | None:

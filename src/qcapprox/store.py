@@ -20,8 +20,12 @@ Schema version 2 (attributes on the root: `format` = "qcapprox-store", `schema_v
                            "relaxed" (the target) or "single-point"
 
 The configs/ datasets are chunked (8192 rows) and gzip-compressed. Opening a store checks that every
-dataset above is present with its shape and dtype (and `Store` that every occupancy code is
-0, 1 or 2), so a malformed file is refused with a message naming the dataset.
+dataset above is present with its shape and dtype, and reading it (`Store`, or `scan_store`
+in bounded memory) that the `dopant` attribute is a metal's element symbol (it names
+registry, training and reference files), that the parent holds Sc and that metal only, that
+every occupancy code is 0, 1 or 2, every multiplicity positive, every composition that of
+its occupancy, every id once, and that label sets hold float64 energies: a malformed file
+is refused with one line naming the file and the dataset.
 
 HDF5 itself is not safe against a process killed in mid-write, so a run never writes into a
 finished file in place: its committed work goes to a journal `<store>.partial/` of
@@ -36,6 +40,7 @@ is an atomic rename.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
@@ -53,16 +58,27 @@ from typing import TypeVar
 import h5py
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
+from pymatgen.core import Element
 
 from qcapprox.errors import StoreError
 from qcapprox.mapping import RelaxationMap, read_mapping
-from qcapprox.parent import VACANCY, Parent
+from qcapprox.parent import HOST, VACANCY, Parent
 
 FORMAT = "qcapprox-store"
 SCHEMA_VERSION = 2
 RELAXED, SINGLE_POINT = "relaxed", "single-point"
 LABEL_KINDS = (RELAXED, SINGLE_POINT)
 LABEL_FIELDS = ("energy", "formation_energy", "e_above_hull", "converged")
+# label dataset -> dtype: the energies and hull quantities are float64 (an integer type
+# would truncate them), converged a bool, error a string
+LABEL_DTYPES: dict[str, type] = {
+    "energy": np.float64,
+    "formation_energy": np.float64,
+    "e_above_hull": np.float64,
+    "converged": np.bool_,
+    "error": str,
+}
 # dataset -> (shape, dtype); a name in a shape is a size of the store: n (rows), n_atoms,
 # n_active (active sites), n_ops (symmetry operations), n_comp (2 per active orbit)
 PARENT_LAYOUT: dict[str, tuple[tuple[int | str, ...], type]] = {
@@ -81,7 +97,10 @@ CONFIG_LAYOUT: dict[str, tuple[tuple[int | str, ...], type]] = {
     "task": (("n",), np.int32),
 }
 CONFIG_FIELDS = tuple(CONFIG_LAYOUT)
+CHECKED_FIELDS = ("id", "occupancy", "multiplicity", "composition")  # `check_rows` reads these
 CHUNK_ROWS = 8192
+SCAN_ROWS = 1 << 18  # rows read at a time by `scan_store`
+RESERVE_MARGIN = 1 << 20  # bytes allocated beyond a write's estimate, for HDF5's records
 T = TypeVar("T")
 PACKAGES = ("qcapprox", "numpy", "ase", "spglib", "pymatgen", "h5py")
 
@@ -180,18 +199,136 @@ def check_layout(group: h5py.Group, path: Path, where: str = "") -> None:
         raise fault("parent/permutations", "has a row that is not a permutation of the atoms")
 
 
-def check_codes(occupancy: np.ndarray, ids: np.ndarray, path: Path, where: str = "") -> None:
+def check_codes(
+    occupancy: np.ndarray, ids: np.ndarray, path: Path, where: str = "", start: int = 0
+) -> None:
     """Refuse occupancy codes other than 0 (Sc), 1 (M) and 2 (vacancy), naming the first
-    configuration at fault."""
+    configuration at fault (rows counted from `start`, the first row of this chunk)."""
     rows = np.flatnonzero(occupancy.max(axis=1, initial=0) > VACANCY)
     if len(rows):
         row = int(rows[0])
         site = int(np.argmax(occupancy[row] > VACANCY))
         raise StoreError(
-            f"{path}: {where}configs/occupancy row {row} (id {int(ids[row])}) has code "
+            f"{path}: {where}configs/occupancy row {start + row} (id {int(ids[row])}) has code "
             f"{int(occupancy[row, site])} at active site {site} (rows with bad codes: "
             f"{len(rows)}); codes are 0 Sc, 1 M, 2 vacancy; the file was left untouched"
         )
+
+
+def check_rows(columns: dict[str, np.ndarray], parent: Parent, path: Path, start: int = 0) -> None:
+    """Refuse configuration rows (a chunk of configs/ columns starting at row `start`) with
+    an occupancy code other than 0, 1, 2, a multiplicity below 1 or a composition that is
+    not the counts of the occupancy, naming the first row at fault."""
+    ids, occupancy = columns["id"], columns["occupancy"]
+    check_codes(occupancy, ids, path, start=start)
+
+    def fault(name: str, rows: np.ndarray, problem: str, fix: str) -> StoreError:
+        row = int(rows[0])
+        return StoreError(
+            f"{path}: configs/{name} row {start + row} (id {int(ids[row])}) {problem} (rows at "
+            f"fault: {len(rows)}); {fix}; the file was left untouched"
+        )
+
+    low = np.flatnonzero(columns["multiplicity"] < 1)
+    if len(low):
+        found = int(columns["multiplicity"][low[0]])
+        raise fault("multiplicity", low, f"is {found}", "an orbit holds at least 1 decoration")
+    counts = np.atleast_2d(parent.composition(occupancy))
+    wrong = np.flatnonzero((counts != columns["composition"]).any(axis=1))
+    if len(wrong):
+        row = int(wrong[0])
+        problem = (
+            f"is {columns['composition'][row].tolist()}, but its occupancy has "
+            f"{counts[row].tolist()} (vacancies, M per active orbit)"
+        )
+        raise fault("composition", wrong, problem, "enumerate the store again")
+
+
+def check_unique(ids: np.ndarray, path: Path) -> None:
+    """Refuse a configs/id column in which an id occurs more than once; `ids` is sorted in
+    place (a copy is the caller's to make)."""
+    ids.sort()
+    twice = np.flatnonzero(ids[1:] == ids[:-1])
+    if len(twice):
+        raise StoreError(
+            f"{path}: configs/id holds id {int(ids[twice[0]])} more than once (ids repeated: "
+            f"{len(np.unique(ids[twice]))}); a store lists each configuration once: enumerate "
+            "it again; the file was left untouched"
+        )
+
+
+def check_labels(group: h5py.Group, kind: str, n: int) -> None:
+    """Refuse a labels/<kind> group of a store of n rows whose datasets are missing,
+    misshapen or of another dtype than `LABEL_DTYPES` (from metadata alone)."""
+    for key, dtype in LABEL_DTYPES.items():
+        dset = group.get(key)
+        if not isinstance(dset, h5py.Dataset) or dset.shape != (n,):
+            found = "missing" if dset is None else f"shape {getattr(dset, 'shape', None)}"
+            raise StoreError(
+                f"{group.file.filename}: labels/{kind}/{key} is {found}, expected shape "
+                f"({n},); the file was left untouched"
+            )
+        is_str = h5py.check_string_dtype(dset.dtype) is not None
+        if not (is_str if dtype is str else dset.dtype == np.dtype(dtype)):
+            expected = "str" if dtype is str else np.dtype(dtype).name
+            raise StoreError(
+                f"{group.file.filename}: labels/{kind}/{key} has dtype {dset.dtype}, expected "
+                f"{expected}; the file was left untouched"
+            )
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What `scan_store` found in a valid store: its parent and its number of rows."""
+
+    path: Path
+    parent: Parent
+    rows: int
+
+
+def scan_store(path: str | Path, chunk_rows: int = SCAN_ROWS) -> Scan:
+    """Open a store and check all of it as `Store` does, reading `chunk_rows` rows at a
+    time: the memory used does not grow with the store but for the ids (8 bytes a row),
+    which must be held together to be checked unique."""
+    path = Path(path)
+    with open_store(path) as handle:
+        parent = _read_parent(handle, path)
+        configs = handle["configs"]
+        n = configs["id"].shape[0]
+        ids = np.empty(n, dtype=np.int64)
+        for start in range(0, n, chunk_rows):
+            columns = {f: configs[f][start : start + chunk_rows] for f in CHECKED_FIELDS}
+            check_rows(columns, parent, path, start)
+            ids[start : start + len(columns["id"])] = columns["id"]
+        check_unique(ids, path)
+        _read_split(handle, path, n)
+        for kind in LABEL_KINDS:
+            if f"labels/{kind}" in handle:
+                check_labels(handle[f"labels/{kind}"], kind, n)
+        return Scan(path, parent, n)
+
+
+def _read_split(handle: h5py.File, path: Path, n: int) -> np.ndarray | None:
+    """The split of a store of n rows (None if it has none yet); refused if misshapen."""
+    if "split" not in handle:
+        return None
+    split = handle["split"][:]
+    if split.shape != (n,):
+        raise StoreError(
+            f"{path}: split has shape {split.shape}, expected ({n},); the file was left untouched"
+        )
+    return split
+
+
+def is_metal_symbol(value: object) -> bool:
+    """Whether a value is the element symbol of a metal other than the host, exactly as
+    written ('Pt'; not 'pt', 'Xx', 'O', 'Sc' or '../x'): a dopant, safe in a path."""
+    return (
+        isinstance(value, str)
+        and value != HOST
+        and Element.is_valid_symbol(value)
+        and Element(value).is_metal
+    )
 
 
 class Store:
@@ -202,14 +339,10 @@ class Store:
         with open_store(self.path) as handle:
             self.attrs = dict(handle.attrs)
             self._configs = {f: handle[f"configs/{f}"][:] for f in CONFIG_FIELDS}
-            check_codes(self.occupancy, self.ids, self.path)
             self.parent = _read_parent(handle, self.path)
-            self.split: np.ndarray | None = handle["split"][:] if "split" in handle else None
-            if self.split is not None and self.split.shape != (len(self),):
-                raise StoreError(
-                    f"{self.path}: split has shape {self.split.shape}, expected ({len(self)},); "
-                    "the file was left untouched"
-                )
+            check_rows(self._configs, self.parent, self.path)
+            check_unique(self.ids.copy(), self.path)
+            self.split: np.ndarray | None = _read_split(handle, self.path, len(self))
             self.labels: dict[str, Labels] = {
                 kind: Labels.read(handle[f"labels/{kind}"], kind, len(self))
                 for kind in LABEL_KINDS
@@ -293,16 +426,9 @@ class Labels:
 
     @classmethod
     def read(cls, group: h5py.Group, kind: str, n: int) -> Labels:
-        """Read a labels/<kind> group of a store of n rows; refuse missing or misshapen
-        label datasets."""
-        for key in (*LABEL_FIELDS, "error"):
-            dset = group.get(key)
-            if not isinstance(dset, h5py.Dataset) or dset.shape != (n,):
-                found = "missing" if dset is None else f"shape {getattr(dset, 'shape', None)}"
-                raise StoreError(
-                    f"{group.file.filename}: labels/{kind}/{key} is {found}, expected shape "
-                    f"({n},); the file was left untouched"
-                )
+        """Read a labels/<kind> group of a store of n rows; refuse missing, misshapen or
+        mistyped label datasets (`check_labels`)."""
+        check_labels(group, kind, n)
         return cls(
             kind,
             *(group[key][:] for key in LABEL_FIELDS),
@@ -324,14 +450,31 @@ class Labels:
         return f"{self.kind} labels from {who}{note}"
 
 
-def _read_parent(handle: h5py.File, path: Path) -> Parent:
+def _read_parent(handle: h5py.File | h5py.Group, path: Path) -> Parent:
+    """The parent of a store (or of a results file's dopant group), its `dopant` attribute
+    checked first: the element symbol of a metal, whose atoms and Sc are all the parent
+    holds."""
+    where = handle.name.strip("/") + "/" if handle.name != "/" else ""
+    dopant = handle.attrs.get("dopant")
+    if not is_metal_symbol(dopant):
+        raise StoreError(
+            f"{path}: {where}attribute dopant = {dopant!r} is not the element symbol of a "
+            "metal other than Sc (e.g. Pt, Pd, Ir, Rh); the file was left untouched"
+        )
     group = handle["parent"]
+    numbers = group["numbers"][:]
+    foreign = sorted(set(numbers.tolist()) - {atomic_numbers[HOST], atomic_numbers[dopant]})
+    if foreign:
+        raise StoreError(
+            f"{path}: {where}parent/numbers holds atomic number {foreign[0]}, but a "
+            f"Sc60{dopant}13 parent holds Sc and {dopant} only; the file was left untouched"
+        )
     labels = group["orbit"].asstr()[:]
     active = group["active"][:]
     names = list(dict.fromkeys(labels[active]))
     orbits = {name: np.flatnonzero(labels == name) for name in dict.fromkeys(labels)}
     atoms = Atoms(
-        numbers=group["numbers"][:],
+        numbers=numbers,
         positions=group["positions"][:],
         cell=group["cell"][:],
         pbc=True,
@@ -340,7 +483,7 @@ def _read_parent(handle: h5py.File, path: Path) -> Parent:
         atoms=atoms,
         orbits=orbits,
         active_orbits=tuple(names),
-        dopant=str(handle.attrs["dopant"]),
+        dopant=dopant,
         permutations=group["permutations"][:].astype(np.intp),
         spacegroup=str(handle.attrs["spacegroup"]),
         symprec=float(handle.attrs["symprec"]),
@@ -440,7 +583,7 @@ class Journal:
             check_same_run(self.dir, identity, json.loads(ident.read_text()))
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
-            _atomic_bytes(ident, json.dumps(identity, sort_keys=True).encode())
+            atomic_bytes(ident, json.dumps(identity, sort_keys=True).encode())
 
     @classmethod
     def existing(cls, target: Path) -> Journal | None:
@@ -468,7 +611,7 @@ class Journal:
         path = self.dir / f"segment-{len(self.segments()):06d}.npz"
         buffer = io.BytesIO()
         np.savez(buffer, done=np.int64(done), **arrays)
-        _atomic_bytes(path, buffer.getvalue())
+        atomic_bytes(path, buffer.getvalue())
 
     def load(self) -> Iterator[dict[str, np.ndarray]]:
         """The committed segments' arrays, in order."""
@@ -481,33 +624,80 @@ class Journal:
         shutil.rmtree(self.dir)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def atomic_bytes(path: Path, data: bytes) -> None:
+    """Write bytes under a temporary name, sync and rename; a failed write removes the
+    temporary file and says which file could not be written (`write_error`)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise write_error(path, err) from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_error(path: Path, err: OSError) -> StoreError:
+    """A failed write as one line naming the file: a full disk (errno 28) and the
+    file-size limit (errno 27) are said as such, anything else as the system says it."""
+    reasons = {
+        errno.ENOSPC: "no space left on its disk: free some and run again",
+        errno.EFBIG: "larger than the file-size limit of this process (`ulimit -f`)",
+    }
+    detail = err.strerror or str(err).splitlines()[0]
+    reason = reasons.get(err.errno, detail)
+    return StoreError(
+        f"{path}: could not be written, {reason} (errno {err.errno}); its temporary file was "
+        "removed and the file is as it was"
+    )
 
 
 def write_atomically(
-    path: Path, fill: Callable[[h5py.File], None], base: Path | None = None
+    path: Path, fill: Callable[[h5py.File], None], base: Path | None = None, reserve: int = 0
 ) -> None:
     """Write an HDF5 file under a temporary name (a copy of `base` if given), then rename.
 
-    Readers see either the old file or the complete new one, never a partial write.
+    Readers see either the old file or the complete new one, never a partial write. The
+    disk space of the copy and of `reserve` more bytes (what `fill` adds at most) is
+    allocated before HDF5 writes anything (`_reserve`): HDF5 cannot recover from a failed
+    write (a full disk or the file-size limit left the process to crash at exit), so
+    these fail first, in Python. A failed write removes the temporary file; an OSError
+    becomes a StoreError naming `path` (`write_error`).
     """
     tmp = path.with_name(path.name + ".tmp")
-    if base is not None:
-        shutil.copyfile(base, tmp)
     try:
-        with h5py.File(tmp, "r+" if base is not None else "w", track_order=True) as handle:
+        if base is not None:
+            shutil.copyfile(base, tmp)
+        else:
+            h5py.File(tmp, "w", track_order=True).close()
+        _reserve(tmp, tmp.stat().st_size + reserve)
+        with h5py.File(tmp, "r+") as handle:
             fill(handle)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        raise write_error(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _reserve(path: Path, n_bytes: int) -> None:
+    """Allocate the disk blocks of a file up to n_bytes (and `RESERVE_MARGIN` more for
+    HDF5's own records), so that writes below fail neither for space nor for the
+    file-size limit; OSError (errno 28 or 27) if they would. HDF5 truncates the file to
+    what it used when it closes it."""
+    handle = os.open(path, os.O_WRONLY)
+    try:
+        os.posix_fallocate(handle, 0, n_bytes + RESERVE_MARGIN)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # no fallocate: no reservation
+            raise
+    finally:
+        os.close(handle)
 
 
 def create_store(
@@ -519,8 +709,11 @@ def create_store(
     def fill(handle: h5py.File) -> None:
         nonlocal rows
         _create(handle, parent, identity)
+        reserved = os.path.getsize(handle.filename)
         for columns in segments:
             n = len(columns["id"])
+            reserved += sum(column.nbytes for column in columns.values())  # gzip: at most
+            _reserve(Path(handle.filename), reserved)
             for name in CONFIG_FIELDS:
                 dset = handle[f"configs/{name}"]
                 dset.resize(rows + n, axis=0)

@@ -13,6 +13,12 @@ from the user's (``<user data>/calculators/``) if it has the card, else from the
 (``calculators/``) (`card_dir`); it is written into the explicit registry or the user's,
 never into the bundled one (`output_dir`), files first and the card last, each renamed into
 place (`publish`).
+
+Nothing read from a file chooses where to read: the dopant of a member or training store
+must be a metal's element symbol and the backbone and set-up plain names (`member_path`),
+and every path built from them must resolve inside its root (`inside`), so a store whose
+`dopant` is `../../x` or a symbolic link out of a registry reads nothing outside it. A card
+is checked against `CARD_SCHEMA` when it is read and before it is written (`check_card`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import warnings
 from collections.abc import Mapping
@@ -40,7 +47,6 @@ from qcapprox.datasets import (
     write_split,
 )
 from qcapprox.errors import ModelError
-from qcapprox.hull import DEFAULT_REFERENCES
 from qcapprox.mapping import DEFAULT_POLICY, POLICIES, apply_policy
 from qcapprox.parent import Parent
 from qcapprox.paths import (
@@ -50,9 +56,36 @@ from qcapprox.paths import (
     user_registry_dir,
     user_training_dir,
 )
-from qcapprox.store import LABEL_KINDS, RELAXED, Labels, Store, package_versions
+from qcapprox.store import (
+    LABEL_KINDS,
+    RELAXED,
+    Labels,
+    Store,
+    is_metal_symbol,
+    package_versions,
+)
 
 CARD = "card.json"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")  # a backbone or a set-up name
+SHA256 = re.compile(r"[0-9a-f]{64}")
+NUMBER = (int, float)
+#: The fields every member card has (`member_card`) and their JSON types; `check_card`
+#: checks their values too.
+CARD_SCHEMA: dict[str, tuple[type, ...]] = {
+    "backbone": (str,),
+    "dopant": (str,),
+    "limit": (int,),
+    "training_set_sha256": (str,),
+    "labels": (str,),
+    "labeler": (str,),
+    "sizes": (dict,),
+    "test_rmse": NUMBER,
+    "test_mean": NUMBER,
+    "test_ids": (list,),
+    "test_target": (list,),
+    "test_predictions": (list,),
+    "fit_seconds": NUMBER,
+}
 
 
 def check_limit(limit: int) -> None:
@@ -64,9 +97,12 @@ def check_limit(limit: int) -> None:
 # ----------------------------------------------------------------------------- training sets
 def training_store(dopant: str) -> Path:
     """The labelled training set of a dopant: the user's (``<user data>/training/``) if it
-    exists, else the bundled one (``data/training/``); the user's path for a new dopant."""
-    name = f"sc60{dopant.lower()}13.h5"
-    return user_or_bundled(user_training_dir() / name, DATA_DIR / "training" / name)
+    exists, else the bundled one (``data/training/``); the user's path for a new dopant.
+    The dopant must be a metal's symbol and the path resolve inside its directory."""
+    name = f"sc60{check_dopant(dopant).lower()}13.h5"
+    user, bundled = user_training_dir(), DATA_DIR / "training"
+    path = user_or_bundled(user / name, bundled / name)
+    return inside(user if path.parent == user else bundled, path, "training sets")
 
 
 def training_path(dopant: str, training: Path | None = None) -> Path:
@@ -286,6 +322,8 @@ def member_card(
     """The model card of a member: backbone, dopant, limit, the `fields` of its backbone,
     what it was trained and tested on, its test predictions and RMSE (eV/atom), its
     training time and the versions of the packages that shaped it."""
+    from qcapprox.hull import DEFAULT_REFERENCES  # here: pymatgen's phase diagrams are heavy
+
     test = data.test_rows()
     target = data.target[test]
     return {
@@ -315,40 +353,157 @@ def member_card(
 
 
 # ----------------------------------------------------------------------------- registry
+def check_dopant(dopant: object) -> str:
+    """A dopant that may name files: the element symbol of a metal other than Sc, exactly
+    as written (not 'pt', 'Xx', 'O' or '../x'); ModelError otherwise."""
+    if not is_metal_symbol(dopant):
+        raise ModelError(
+            f"dopant {dopant!r} is not the element symbol of a metal other than Sc (e.g. Pt, "
+            "Pd, Ir, Rh); no file is looked up for it"
+        )
+    return str(dopant)
+
+
+def inside(root: Path, path: Path, what: str) -> Path:
+    """`path` if it resolves (symbolic links followed) inside `root`; else ModelError:
+    a path built from names must not lead out of its root."""
+    if not Path(path).resolve().is_relative_to(Path(root).resolve()):
+        raise ModelError(
+            f"{path} resolves to {Path(path).resolve()}, outside the {what} {root}; refused "
+            "(nothing was read from it)"
+        )
+    return Path(path)
+
+
 def member_path(backbone: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
     """A member's directory relative to a registry: <backbone>/<dopant>/limit-XX, under
-    <labels>/ for members not trained on relaxed labels (e.g. single-point/)."""
-    path = Path(backbone) / dopant / limit_key(limit)
+    <labels>/ for members not trained on relaxed labels (e.g. single-point/). The dopant
+    must be a metal's symbol (`check_dopant`), the backbone and set-up plain names."""
+    for kind, name in (("backbone", backbone), ("label set-up", labels)):
+        if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)):
+            raise ModelError(f"{kind} {name!r} is not a plain name: no file is looked up for it")
+    check_limit(limit)
+    path = Path(backbone) / check_dopant(dopant) / limit_key(limit)
     return path if labels == RELAXED else Path(labels) / path
+
+
+def _registry(registry: Path) -> Path:
+    """An explicit registry: a directory, or a path where one will be made."""
+    registry = Path(registry)
+    if registry.exists() and not registry.is_dir():
+        raise ModelError(
+            f"{registry} is a file, not a model registry (a directory of "
+            "<backbone>/<dopant>/limit-XX/); give a directory"
+        )
+    return registry
 
 
 def card_dir(member: Path, registry: Path | None = None) -> Path:
     """Where a member (a path relative to a registry) is read: under `registry` if given;
     else the user's registry if it has the card, else the bundled one if that has it, else
-    the user's (a new member)."""
+    the user's (a new member). The directory must resolve inside its registry."""
     if registry is not None:
-        return Path(registry) / member
-    user, bundled = user_registry_dir() / member / CARD, REGISTRY_DIR / member / CARD
-    return user_or_bundled(user, bundled).parent
+        root = _registry(registry)
+    else:
+        user, bundled = user_registry_dir(), REGISTRY_DIR
+        found = user_or_bundled(user / member / CARD, bundled / member / CARD)
+        root = user if found.is_relative_to(user) else bundled
+    return inside(root, root / member, "registry")
 
 
 def output_dir(member: Path, registry: Path | None = None) -> Path:
-    """Where a member is written: under `registry` if given, else the user's registry."""
-    return Path(registry or user_registry_dir()) / member
+    """Where a member is written: under `registry` if given, else the user's registry
+    (inside it)."""
+    root = _registry(registry) if registry is not None else user_registry_dir()
+    return inside(root, root / member, "registry")
+
+
+def _member_dir(directory: Path) -> bool:
+    """Whether a registry directory holds a member (limit-XX), not e.g. a corpus model."""
+    return re.fullmatch(r"limit-\d\d", Path(directory).name) is not None
+
+
+def check_card(card: object, path: Path) -> dict:
+    """A member card as read from (or about to be written to) `path`, checked against
+    `CARD_SCHEMA`: a JSON object with every required field of its type (no null), a
+    metal's symbol, one of the study's limits, a 64-hex training-set digest, train,
+    validation and test sizes, and test ids, targets and predictions of one length.
+    ModelError on one line naming the file and the first field at fault."""
+
+    def fault(problem: str) -> ModelError:
+        return ModelError(
+            f"{path}: not a valid model card ({problem}); restore it or train the member "
+            "again (`qcapprox train`)"
+        )
+
+    if not isinstance(card, dict):
+        raise fault(f"a JSON {type(card).__name__}, expected an object")
+    for key, types in CARD_SCHEMA.items():
+        value = card.get(key)
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            found = "missing" if key not in card else f"{value!r}"
+            raise fault(f"{key} is {found:.60}, expected {expected}")
+    if not is_metal_symbol(card["dopant"]):
+        raise fault(f"dopant {card['dopant']!r} is not the element symbol of a metal")
+    if card["limit"] not in LIMITS:
+        raise fault(f"limit {card['limit']} is not one of {LIMITS}")
+    if not SHA256.fullmatch(card["training_set_sha256"]):
+        raise fault("training_set_sha256 is not 64 hexadecimal digits")
+    if card["labels"] not in LABEL_KINDS:
+        raise fault(f"labels {card['labels']!r} is not one of {', '.join(LABEL_KINDS)}")
+    sizes = card["sizes"]
+    if sorted(sizes) != ["test", "train", "validation"] or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes.values()
+    ):
+        raise fault(f"sizes {sizes!r:.80} are not train, validation and test counts")
+    tests = [card[key] for key in ("test_ids", "test_target", "test_predictions")]
+    if len({len(values) for values in tests}) != 1:
+        raise fault("test_ids, test_target and test_predictions differ in length")
+    for key, values, types in zip(
+        ("test_ids", "test_target", "test_predictions"),
+        tests,
+        ((int,), NUMBER, NUMBER),
+        strict=True,
+    ):
+        if any(isinstance(v, bool) or not isinstance(v, types) for v in values):
+            raise fault(f"{key} holds a value that is not a number")
+    return card
 
 
 def read_card(directory: Path) -> dict | None:
-    """The card in a member's directory, or None."""
+    """The card in a registry directory, or None: a member's checked (`check_card`), any
+    other (a corpus model's) a JSON object; ModelError on one line naming the file when it
+    is not JSON, not an object or not a valid member card."""
     path = Path(directory) / CARD
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as err:
+        raise ModelError(
+            f"{path}: not a readable JSON model card ({' '.join(str(err).split())}); restore "
+            "it or train the member again (`qcapprox train`)"
+        ) from err
+    if _member_dir(directory):
+        return check_card(card, path)
+    if not isinstance(card, dict):
+        raise ModelError(f"{path}: a JSON {type(card).__name__}, expected a model card (object)")
+    return card
 
 
 def write_card(path: Path, card: dict) -> None:
-    """Write a card (JSON) under a temporary name and rename it into place."""
+    """Write a card (JSON) under a temporary name and rename it into place; a member's card
+    is checked first (`check_card`: never a card with a required field missing or null)."""
+    if _member_dir(path.parent):
+        check_card(card, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(card, indent=1) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def publish(directory: Path, card: dict, files: Mapping[str, Path] | None = None) -> None:

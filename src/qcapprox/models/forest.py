@@ -14,17 +14,22 @@ on the user's own training set (`<user data>/training/sc60<m>13.h5`, see qcappro
 has its cards in `<user data>/calculators/` with the same layout. The fitted regressors are
 large (tens of MB per limit), so they are trained on first use, deterministically, into a
 cache (`$QCAPPROX_CACHE`, default `~/.cache/qcapprox`) as skops files, and checked against
-the card: the training-set hash must match, and so must the test RMSE. The cache's own copy
-of the card records the sha256 of every file it wrote; a file that does not match (or a
-corrupt cache) is not loaded and the member is trained afresh. skops loads only trusted
-scikit-learn types. A fold file is parsed once per process: the regressors are kept by the
-sha256 of their file (checked at every load) and the types trusted in it, so a member
-loaded again (a screen predicts with the family it has just trained) costs its hashes only;
-at most one family is kept (about 0.5 GB of memory for the 2,000-row Pt family).
+the card: the training-set hash must match, and so must the test RMSE. A member's cache is
+keyed by its own content (`member_key`: the training-set digest, the regressor and its
+arguments, the set-up), not by where its card lives, so two registries of the same member
+share it and registries of different members never evict each other. The cache's own copy
+of the card (a full member card: a cache hit always comes with it) records the sha256 of
+every file it wrote; a file that does not match (or a corrupt cache) is not loaded and the
+member is trained afresh. skops loads only trusted scikit-learn types. A fold file is
+parsed once per process: the regressors are kept by the sha256 of their file (checked at
+every load) and the types trusted in it, so a member loaded again (a screen predicts with
+the family it has just trained) costs its hashes only; at most one family is kept (about
+0.5 GB of memory for the 2,000-row Pt family).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -45,6 +50,7 @@ from qcapprox.models.base import (
     CARD,
     TrainingSet,
     card_dir,
+    check_card,
     check_limit,
     file_sha256,
     member_card,
@@ -65,6 +71,7 @@ N_FOLDS = 5
 CARD_VERSIONS = ("qcapprox", "numpy", "scikit-learn", "skops", "ase", "pymatgen")
 CACHE_HASHES = "files_sha256"  # key of the cache card: file name -> sha256 of its bytes
 CACHE_TYPES = "files_types"  # key of the cache card: file name -> the non-default types in it
+CACHE_KEYS = (CACHE_HASHES, CACHE_TYPES)  # what a cache card adds to the member's card
 #: Fold regressors parsed (or written) in this process, by (file sha256, types trusted), the
 #: most recent last; at most one family's worth is kept.
 _PARSED: OrderedDict[tuple[str, tuple[str, ...]], RegressorMixin] = OrderedDict()
@@ -78,8 +85,10 @@ REGRESSORS: dict[str, tuple[str, str, dict]] = {
     "lightgbm": ("lightgbm", "LGBMRegressor", {"random_state": SEED, "verbose": -1}),
     "catboost": ("catboost", "CatBoostRegressor", {"random_seed": SEED, "verbose": 0}),
     # on cluster correlation functions (qcapprox.clusters), which resolve configurations
+    # (a third of the 244 correlations per split, the usual choice for many features:
+    # 3x faster than all of them)
     "rf-cf": ("sklearn.ensemble", "RandomForestRegressor",
-              {"n_estimators": 100, "random_state": SEED, "n_jobs": -1}),
+              {"n_estimators": 100, "max_features": 1 / 3, "random_state": SEED, "n_jobs": -1}),
     "hgb-cf": ("sklearn.ensemble", "HistGradientBoostingRegressor", {"random_state": SEED}),
     # the cluster expansion: a sparse linear fit of the correlations (lasso, its penalty by
     # 5-fold CV inside each fold's training rows); its card lists the ECIs
@@ -126,9 +135,17 @@ def registry_dir(
     return card_dir(member_path(regressor, dopant, limit, labels), registry)
 
 
-def cache_dir(regressor: str, dopant: str, limit: int, labels: str = RELAXED) -> Path:
-    """Where the fitted regressors of one member are cached."""
-    return cache_root() / member_path(regressor, dopant, limit, labels)
+def member_key(regressor: str, digest: str, labels: str = RELAXED) -> str:
+    """A member's content hash: SHA-256 of its training-set digest, its regressor (name,
+    class and arguments) and its set-up: what its fitted regressors depend on."""
+    content = [digest, regressor, repr(REGRESSORS[regressor]), labels]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def cache_dir(regressor: str, digest: str, labels: str = RELAXED) -> Path:
+    """Where the fitted regressors of one member (by its training-set digest) are cached:
+    `<cache>/forest/<regressor>/<member_key>`."""
+    return cache_root() / "forest" / regressor / member_key(regressor, digest, labels)
 
 
 @dataclass
@@ -217,12 +234,13 @@ def _save(models: list, card: dict, cache: Path) -> None:
     write_card(cache / CARD, {**card, CACHE_HASHES: hashes, CACHE_TYPES: types})
 
 
-def _load_cached(cache: Path, digest: str) -> list | None:
-    """The cached fold regressors of a training-set digest, each file checked against the
-    sha256 in the cache's card before it is loaded, and loaded trusting only the
-    scikit-learn and numpy types the card records for it (skops refuses any other: one
-    parse of the file, not two); None (train afresh) when the cache is absent, of another
-    training set, incomplete, corrupt or altered (with a warning)."""
+def _load_cached(cache: Path, digest: str) -> tuple[list, dict] | None:
+    """The cached fold regressors of a training-set digest and the member card cached with
+    them, each file checked against the sha256 in the cache's card before it is loaded,
+    and loaded trusting only the scikit-learn and numpy types the card records for it
+    (skops refuses any other: one parse of the file, not two); None (train afresh) when
+    the cache is absent, of another training set, incomplete, corrupt or altered (with a
+    warning)."""
     import skops.io as sio  # here: skops imports torch through scikit-learn's array API
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -231,17 +249,18 @@ def _load_cached(cache: Path, digest: str) -> list | None:
         return None
     try:
         card = json.loads(card_path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        warnings.warn(f"{card_path} is corrupt: the model cache is rebuilt", stacklevel=3)
+        check_card({k: v for k, v in card.items() if k not in CACHE_KEYS}, card_path)
+    except (ValueError, UnicodeDecodeError, ModelError) as err:
+        warnings.warn(f"{card_path} is corrupt ({err}): the model cache is rebuilt", stacklevel=3)
         return None
-    if card.get("training_set_sha256") != digest:
+    if card["training_set_sha256"] != digest:
         return None
     if CACHE_HASHES not in card or CACHE_TYPES not in card:
         warnings.warn(
             f"{cache} holds no file hashes or types (an older qcapprox): rebuilt", stacklevel=3
         )
         return None
-    hashes, types = card[CACHE_HASHES], card[CACHE_TYPES]
+    hashes, types = card.pop(CACHE_HASHES), card.pop(CACHE_TYPES)
     models = []
     for k in range(N_FOLDS):
         path = cache / f"fold-{k}.skops"
@@ -266,7 +285,7 @@ def _load_cached(cache: Path, digest: str) -> list | None:
                 ) from err
         _PARSED.move_to_end(key)
         models.append(_PARSED[key])
-    return models
+    return models, card
 
 
 def _remember(key: tuple[str, tuple[str, ...]], model: RegressorMixin) -> None:
@@ -285,28 +304,32 @@ def load_member(
     training: Path | None = None,
     registry: Path | None = None,
 ) -> ForestMember:
-    """One family member: from the cache, or trained now (seconds) and checked against
-    its card. `training` (default: the dopant's training store, user's or bundled) and
-    `registry` (default: user's, then bundled) name the training store and the registry."""
+    """One family member: from the cache (with the card cached beside it), or trained now
+    (seconds) and checked against its card. `training` (default: the dopant's training
+    store, user's or bundled) and `registry` (default: user's, then bundled) name the
+    training store and the registry; the registry's card (checked when read) comes first."""
     check_limit(limit)
     make_regressor(regressor)  # an unknown name fails before any data is read
+    where = registry_dir(regressor, dopant, limit, labels, registry)
+    card = read_card(where)
     path = training_path(dopant, training)
     data = TrainingSet.load(path, labels)
     descriptors = feature_map(regressor, data.parent)
     features = descriptors.transform(data.occupancy)
     digest = data.digest(limit)
-    where = registry_dir(regressor, dopant, limit, labels, registry)
-    card = read_card(where)
     if card is not None and card["training_set_sha256"] != digest:
         raise ModelError(f"{where / CARD}: the training set {path} changed since the card was made")
-    cache = cache_dir(regressor, dopant, limit, labels)
-    models = _load_cached(cache, digest)
-    if models is None:
+    cache = cache_dir(regressor, digest, labels)
+    cached = _load_cached(cache, digest)
+    if cached is None:
         models, fresh = fit_member(data, features, regressor, limit, descriptors.names)
         if card is not None and not np.isclose(fresh["test_rmse"], card["test_rmse"], atol=1e-9):
             raise ModelError(f"{where / CARD}: retrained test RMSE {fresh['test_rmse']} differs")
+        _save(models, fresh, cache)
         card = card or fresh
-        _save(models, card, cache)
+    else:
+        models, kept = cached
+        card = card or kept
     return ForestMember(card, models, data.parent, descriptors)
 
 
