@@ -17,6 +17,7 @@ Usage: .venv/bin/python benchmarks/configurations.py [--dopants Pt,Rh,Pd,Ir]
     [--backbones rf,hgb,rf-cf,hgb-cf,ce,allegro,allegro-sequential,allegro-pretrained]
     [--setups relaxed,relaxed+kept,relaxed+relaxed-into,relaxed+depth] [--limits all]
     [--truth start|kept|relaxed-into] [-o benchmarks/results/configurations.json]
+    .venv/bin/python benchmarks/configurations.py --summary   # the results as markdown
 Families not trained yet are trained into the model cache (the tabular ones, seconds to a
 minute per limit) or skipped (Allegro members are only read from the registry).
 """
@@ -88,6 +89,37 @@ def score_family(
     return {"family": family_key(name, setup), "seconds": round(seconds, 1), "limits": scores}
 
 
+def summary(results: dict) -> str:
+    """The results as markdown: per dopant and truth, one row per family, with the mean
+    over its limits and the limit-24 figures."""
+    lines = []
+    for key, entry in results.items():
+        held = entry["held_out"]
+        lines += [
+            f"**{key}** ({held['n']} held-out configurations; "
+            f"{held['relaxation_map']['kept']:.0%} kept their identity):",
+            "",
+            "| family | Spearman, mean over limits | Spearman at 24 | Kendall at 24 | truly lowest "
+            "in top 5 at 24 | distinct values at 24 | RMSE at 24 | bias at 24 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for family, found in entry.items():
+            if family == "held_out":
+                continue
+            limits = found["limits"]
+            last = limits[max(limits, key=int)]
+            mean = finite_mean(np.array([v["spearman"] for v in limits.values()], dtype=float))
+            lines.append(
+                f"| {family} | {mean:+.2f} | {last['spearman']:+.2f} | {last['kendall']:+.2f} | "
+                f"{last['lowest_in_top']}/{len(last['groups'])} | "
+                f"{sum(g['distinct_predictions'] for g in last['groups'].values())} | "
+                f"{last['rmse']:.4f} | "
+                f"{last['mean_signed_error']:+.4f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--dopants", default="Pt,Rh,Pd,Ir")
@@ -96,7 +128,11 @@ def main() -> None:
     args.add_argument("--limits", default="all")
     args.add_argument("--truth", choices=("start", "kept", "relaxed-into"), default="start")
     args.add_argument("-o", "--out", type=Path, default=OUT)
+    args.add_argument("--summary", action="store_true", help="print the results as markdown")
     opts = args.parse_args()
+    if opts.summary:
+        print(summary(json.loads(opts.out.read_text())))
+        return
     limits = list(LIMITS) if opts.limits == "all" else [int(x) for x in opts.limits.split(",")]
     unknown = set(opts.backbones.split(",")) - set(BACKBONES)
     if unknown:
