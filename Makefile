@@ -24,7 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
 
-# qcapprox.parent.BUNDLED_DOPANTS in the order the issues relabel them, and the training
+# qcapprox.words.BUNDLED_DOPANTS in the order the issues relabel them, and the training
 # store of dopant $$m in a loop.
 DOPANTS := Pt Rh Pd Ir
 STORE_OF_M := data/training/sc60$$(echo $$m | tr A-Z a-z)13.h5
@@ -90,7 +90,7 @@ RESULTS := data/results/sc60m13-inference.h5
 results: $(STAMP)
 	rm -rf $(RESULTS_WORK) && mkdir -p $(RESULTS_WORK)
 	test ! -f $(RESULTS) || cp $(RESULTS) $(RESULTS_WORK)/before.h5
-	stores=; for m in $$($(PY) -c "from qcapprox.parent import BUNDLED_DOPANTS as D; print(*D)"); do \
+	stores=; for m in $$($(PY) -c "from qcapprox.words import BUNDLED_DOPANTS as D; print(*D)"); do \
 	  s=$(RESULTS_WORK)/sc60$$(echo $$m | tr A-Z a-z)13-inference-a4.h5; stores="$$stores $$s"; \
 	  $(VENV)/bin/qcapprox enumerate enumeration/inference-a4.toml -d $$m -o $$s || exit 1; \
 	  for l in relaxed single-point; do \

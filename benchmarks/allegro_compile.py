@@ -30,7 +30,7 @@ from qcapprox.models.allegro.config import scratch_model
 from qcapprox.models.allegro.data import StoredDataset, write_dataset
 from qcapprox.models.allegro.presets import PRESETS
 from qcapprox.models.base import TrainingSet, training_store
-from qcapprox.store import SINGLE_POINT
+from qcapprox.words import SINGLE_POINT
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 8

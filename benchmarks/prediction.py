@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from qcapprox.calculators import ForestHullCalculator
-from qcapprox.datasets import LIMITS
 from qcapprox.descriptors import Descriptors
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
@@ -24,6 +23,7 @@ from qcapprox.models.forest import load_member
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.store import Store
+from qcapprox.words import LIMITS
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from qcapprox.models.base import training_store
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.results import Results
-from qcapprox.store import RELAXED, SINGLE_POINT, Store
+from qcapprox.store import Store
+from qcapprox.words import RELAXED, SINGLE_POINT
 
 # The slowest files (a minute or more each on 2 cores) start first, so that the two xdist
 # workers (`make test`: --dist loadfile --no-loadscope-reorder) end together; xdist's own

@@ -16,12 +16,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from qcapprox.datasets import LIMITS, limit_key
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.results import bundle
+from qcapprox.words import LIMITS, limit_key
 
 LABELER = "chgnet 0.4.2 (stand-in for DFT)"
 # backbone -> limits left out (to exercise missing limits)

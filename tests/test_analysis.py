@@ -16,9 +16,9 @@ import pytest
 from resultsdata import LABELER, build_store
 
 from qcapprox import analysis
-from qcapprox.datasets import LIMITS, limit_key
 from qcapprox.errors import StoreError
 from qcapprox.results import Results, bundle, energy_label
+from qcapprox.words import LIMITS, limit_key
 
 
 def as_sets(pred: np.ndarray, threshold: float = 0.0) -> list[set[int]]:

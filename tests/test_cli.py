@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -36,6 +40,90 @@ def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"qcapprox {version('qcapprox')}"
+
+
+def test_python_m_qcapprox(tmp_path) -> None:
+    """`python -m qcapprox` is the command line: its answers and its exit codes."""
+    from importlib.metadata import version
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "qcapprox", *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+
+    shown = run("--version")
+    assert shown.returncode == 0 and shown.stdout == f"qcapprox {version('qcapprox')}\n"
+    wrong = run("no-such-command")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.startswith("error: No such command 'no-such-command'")
+
+
+def test_command_line_imports_no_heavy_library() -> None:
+    """Importing the command line, building every command and printing the version or a
+    help page load none of the heavy libraries (they load in the commands that use them)."""
+    heavy = ("h5py", "ase", "pymatgen", "spglib", "torch", "sklearn")
+    code = f"""
+import json, sys
+import qcapprox.cli
+from typer.testing import CliRunner
+loaded = {{"import": [m for m in {heavy!r} if m in sys.modules]}}
+runner = CliRunner()
+for args in (["--version"], ["label", "--help"], ["tui", "--help"]):
+    assert runner.invoke(qcapprox.cli.app, args).exit_code == 0, args
+loaded["version and help"] = [m for m in {heavy!r} if m in sys.modules]
+print(json.dumps(loaded))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"import": [], "version and help": []}
+
+
+def test_help_shows_no_type_beside_flags() -> None:
+    """Flags take no value: no `<bool>` beside them (nor beside --help); options that take
+    one keep their type."""
+    for args in (["label", "--help"], ["--help"], ["labels", "drop", "--help"]):
+        result = runner.invoke(app, args, terminal_width=100)
+        assert result.exit_code == 0 and "<bool>" not in result.output, args
+    text = runner.invoke(app, ["label", "--help"], terminal_width=100).output
+    assert "--single-point" in text and "<float>" in text
+
+
+def test_tui_refuses_a_missing_file_before_the_ui_starts(tmp_path) -> None:
+    """`qcapprox tui missing.h5`: one line on stderr, exit code 2, nothing drawn (no escape
+    sequence on either stream)."""
+    command = [sys.executable, "-m", "qcapprox", "tui", "missing.h5"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stdout == "" and out.stderr == "error: missing.h5: no such file\n"
+
+
+@pytest.mark.parametrize("content", [b"not HDF5", None])
+def test_tui_refuses_a_foreign_file_without_starting(tmp_path, monkeypatch, capsys, content):
+    """A file that is not a results file (not HDF5, or HDF5 of another kind) is refused
+    with a line naming it before the app runs; so is a threshold that is not finite."""
+    import h5py
+
+    from qcapprox.cli import main
+    from qcapprox.tui.app import QcapproxApp
+
+    path = tmp_path / "foreign.h5"
+    if content is None:
+        with h5py.File(path, "w") as handle:
+            handle.attrs["format"] = "something else"
+    else:
+        path.write_bytes(content)
+
+    def never(self: QcapproxApp) -> None:
+        raise AssertionError("the app ran")
+
+    monkeypatch.setattr(QcapproxApp, "run", never)
+    for args, message in [
+        ([str(path)], f"error: {path}: not a "),
+        ([str(path), "--threshold", "nan"], "error: Invalid value for '--threshold': nan is"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["tui", *args])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
 
 
 def test_enumerate_info_export_round_trip(tmp_path) -> None:
@@ -121,7 +209,7 @@ def test_demo_table_at_limit_24(results_path) -> None:
     from qcapprox.analysis import SLIGHTLY_POSITIVE
     from qcapprox.cli import demo_table
     from qcapprox.results import Results
-    from qcapprox.store import RELAXED
+    from qcapprox.words import RELAXED
 
     with Results(results_path) as res:
         dopants = res.dopants

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from qcapprox.datasets import (
-    LIMITS,
     TEST,
     TRAIN,
     VALIDATION,
@@ -28,6 +27,7 @@ from qcapprox.errors import StoreError
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.store import Store, writer_lock
+from qcapprox.words import LIMITS
 
 TABLE_1 = {"Pt": (1896, 211, 63), "Pd": (1896, 211, 63), "Ir": (909, 102, 63), "Rh": (909, 102, 63)}
 

@@ -389,8 +389,8 @@ def test_labels_in_progress_from_the_journal(tiny: Path) -> None:
     from typer.testing import CliRunner
 
     from qcapprox.cli import app
-    from qcapprox.datasets import LIMITS
     from qcapprox.labeling import label_chunk, label_journal, labels_in_progress
+    from qcapprox.words import LIMITS
 
     store = Store(tiny)
     assert labels_in_progress(tiny) == {}

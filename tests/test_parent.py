@@ -9,8 +9,9 @@ import pytest
 from ase.io import read, write
 
 from qcapprox.errors import IdentifyError, ParentError
-from qcapprox.parent import BUNDLED_DOPANTS, DOPANT, MIN_DISTANCE, VACANCY, Parent
+from qcapprox.parent import DOPANT, MIN_DISTANCE, VACANCY, Parent
 from qcapprox.paths import PARENTS_DIR
+from qcapprox.words import BUNDLED_DOPANTS
 
 
 @pytest.mark.parametrize("dopant", BUNDLED_DOPANTS)

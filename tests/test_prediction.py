@@ -15,7 +15,8 @@ from qcapprox.cli import app
 from qcapprox.models import family_key, trained_backbones
 from qcapprox.models.forest import load_member, registry_dir
 from qcapprox.prediction import predict_store
-from qcapprox.store import RELAXED, SINGLE_POINT, Store
+from qcapprox.store import Store
+from qcapprox.words import RELAXED, SINGLE_POINT
 
 
 def test_predict_inference_set(tmp_path, inference_pt: Path, pt_labels: str) -> None:

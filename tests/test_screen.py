@@ -15,7 +15,8 @@ from qcapprox.cli import main
 from qcapprox.hull import Hull
 from qcapprox.references import CATALOGUE, build_references
 from qcapprox.results import Results
-from qcapprox.store import SINGLE_POINT, Store
+from qcapprox.store import Store
+from qcapprox.words import SINGLE_POINT
 
 LJ = "labelers:lennard_jones"
 # 13 A4 compositions (Sc or Os, no vacancy): 7 on the step-2 grid, 6 off it (the test set)

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from qcapprox.calculators import ForestHullCalculator
-from qcapprox.datasets import LIMITS
 from qcapprox.errors import IdentifyError, StoreError
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.paths import BUNDLED_RESULTS, REGISTRY_DIR
 from qcapprox.results import Results
-from qcapprox.store import SINGLE_POINT
+from qcapprox.words import LIMITS, SINGLE_POINT
 
 
 def configuration(parent: Parent) -> np.ndarray:

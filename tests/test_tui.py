@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from ase.io import read
 from resultsdata import build_store
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from qcapprox import analysis, datasets
 from qcapprox.errors import StoreError
 from qcapprox.results import LIMITS, Results, bundle
 from qcapprox.tui import format as tui_format
-from qcapprox.tui.app import QcapproxApp
+from qcapprox.tui.app import QcapproxApp, ThresholdScreen
 from qcapprox.tui.format import composition_strings, number, occupancy_strings
 from qcapprox.tui.heatmap import Heatmap
 from qcapprox.tui.help import HelpScreen
@@ -302,6 +302,29 @@ async def test_dopant_backbone_threshold_and_compare(results_path: Path, res: Re
         text = screen_text(app)
         assert "Pd · allegro · below +0.010" in text
         assert " 10    -    -    -" in text  # limit 10 of allegro: no predictions
+
+
+@sync
+async def test_threshold_typing_replaces_and_non_finite_is_refused(results_path: Path) -> None:
+    """The threshold field's value is selected when it opens, so typing replaces it; a value
+    that is not finite (1e999 overflows to inf; NaN) is refused with a notice saying why,
+    the field stays open and the threshold stays."""
+    app = QcapproxApp(results_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await press(pilot, "t", "0", ".", "0", "2", "enter")  # no backspace before typing
+        assert app.threshold == 0.02
+        await press(pilot, "t", "1", "e", "9", "9", "9", "enter")
+        assert isinstance(app.screen, ThresholdScreen)
+        assert "'1e999' is not a finite energy" in screen_text(app)
+        app.screen.query_one("#threshold-input", Input).value = "nan"  # no key types it
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ThresholdScreen)
+        assert "'nan' is not a finite energy" in screen_text(app)
+        await press(pilot, "escape")
+        assert not isinstance(app.screen, ThresholdScreen)
+        assert app.threshold == 0.02
+        assert "below +0.020 eV/atom" in screen_text(app)
 
 
 @sync

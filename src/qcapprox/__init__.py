@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from qcapprox.enumeration import Enumerator
     from qcapprox.parent import Parent
     from qcapprox.store import Store
-
-try:
-    __version__ = version("qcapprox")
-except PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "unknown"
 
 __all__ = ["Enumerator", "Parent", "Store", "__version__"]
 _HOMES = {
@@ -24,8 +18,23 @@ _HOMES = {
 }
 
 
+def _version() -> str:
+    """The installed version ("unknown" in a source tree that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qcapprox")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def __getattr__(name: str) -> object:
-    """Import the top-level names on first use (PEP 562): `import qcapprox.tui` stays light."""
+    """Import the top-level names on first use (PEP 562), and read `__version__` from the
+    package metadata (importlib.metadata: 50 ms) only when asked: `import qcapprox.cli`
+    and `import qcapprox.tui` stay light."""
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'qcapprox' has no attribute {name!r}")

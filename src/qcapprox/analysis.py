@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qcapprox.datasets import LIMITS
 from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
-from qcapprox.store import RELAXED, SINGLE_POINT
+from qcapprox.words import LIMITS, RELAXED, SINGLE_POINT
 
 METRICS = ("count", "pct_i", "pct_j", "jaccard")
 METRIC_TITLES = {

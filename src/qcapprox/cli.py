@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import h5py
-import numpy as np
 import typer
-from ase.io import write
-from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 from rich import box
 from rich.console import Console
 from rich.progress import (
@@ -24,16 +21,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from qcapprox.enumeration import Enumerator
-from qcapprox.enumeration.recipe import Recipe
-from qcapprox.enumeration.run import MAX_CONFIGURATIONS, Plan, run_recipe
 from qcapprox.errors import ParentError, QcapproxError
-from qcapprox.mapping import POLICIES
-from qcapprox.parent import BUNDLED_DOPANTS, MAX_DISPLACEMENT, Parent
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
-from qcapprox.prediction import MAX_ROWS
-from qcapprox.prediction import Plan as PredictPlan
 from qcapprox.settings import (
     DEFAULT_CALCULATOR,
     DEFAULT_PRESET,
@@ -44,9 +35,53 @@ from qcapprox.settings import (
     OPTIMIZER,
     SEED,
 )
-from qcapprox.store import LABEL_KINDS, Labels, Store, writer_lock
+from qcapprox.words import (
+    BUNDLED_DOPANTS,
+    LABEL_KINDS,
+    MAX_CONFIGURATIONS,
+    MAX_DISPLACEMENT,
+    MAX_ROWS,
+    POLICIES,
+)
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from qcapprox.parent import Parent
+    from qcapprox.prediction import Plan as PredictPlan
+    from qcapprox.store import Labels
+
+
+class _NoFlagType:
+    """Help without a `<bool>` type beside flags: they take no value (typer's rich help
+    shows the type of every option, flags and --help included, unless a metavar is set)."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_NoFlagType, TyperCommand):
+    """A sub-command (help without flag types)."""
+
+
+class _Group(_NoFlagType, TyperGroup):
+    """A group of sub-commands (help without flag types)."""
+
+
+class _App(typer.Typer):
+    """A typer app whose commands are `_Command`s and whose groups are `_Group`s."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(cls=_Group, **options)
+
+    def command(self, name: str | None = None, **options: Any) -> Callable:
+        """Register a sub-command (see typer.Typer.command) of class `_Command`."""
+        return super().command(name, cls=_Command, **options)
+
+
+app = _App(
     help="Screen Sc-rich quasicrystal approximants Sc60M13: enumerate, label, predict, compare.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -105,6 +140,9 @@ OrbitOpt = Annotated[
 
 
 def _parent(dopant: str, cif: Path | None, orbit: list[str] | None) -> Parent:
+    """The parent of the options: the bundled one of the dopant, or a CIF of the user's."""
+    from qcapprox.parent import Parent
+
     if cif is None:
         if orbit:
             raise QcapproxError("--orbit describes the sites of a --cif parent: give --cif too")
@@ -130,6 +168,8 @@ def _parent(dopant: str, cif: Path | None, orbit: list[str] | None) -> Parent:
 
 def _hdf5_format(path: Path) -> str | None:
     """The `format` attribute of an HDF5 file ("" if it has none; None if not HDF5)."""
+    import h5py
+
     if not (path.is_file() and h5py.is_hdf5(path)):
         return None
     with h5py.File(path, "r") as handle:
@@ -196,6 +236,9 @@ def enumerate_cmd(
 ) -> None:
     """Enumerate the symmetry-distinct configurations of a recipe into an HDF5 store
     (resumable; its size and the estimated disk, memory and time are stated first)."""
+    from qcapprox.enumeration.recipe import Recipe
+    from qcapprox.enumeration.run import Plan, run_recipe
+
     parent = _parent(dopant, cif, orbit)
     rec = Recipe.load(recipe)
     _check_directory(out)
@@ -220,6 +263,10 @@ def count(
     show: Annotated[int, typer.Option(min=0, help="Compositions to list (largest first).")] = 10,
 ) -> None:
     """Size a recipe before running it: Burnside counts per composition, no enumeration."""
+    from qcapprox.enumeration import Enumerator
+    from qcapprox.enumeration.recipe import Recipe
+    from qcapprox.enumeration.run import Plan
+
     parent = _parent(dopant, cif, orbit)
     rec = Recipe.load(recipe)
     enumerator = Enumerator.from_parent(parent)
@@ -245,6 +292,11 @@ def count(
 @app.command()
 def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")]) -> None:
     """Summarize a store: parent, recipe, counts per composition."""
+    import numpy as np
+
+    from qcapprox.labeling import labels_in_progress, stale_hull
+    from qcapprox.store import Store
+
     s = Store(store)
     console.print(
         f"[bold]{store}[/bold]: Sc60{s.parent.dopant}13, {s.parent.spacegroup}, "
@@ -257,8 +309,6 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
         f"{len(comps)} compositions (A4 vac, A4 M, A5 vac, A5 M); largest: "
         + ", ".join(f"{tuple(int(c) for c in comps[i])}: {counts[i]:,}" for i in largest)
     )
-    from qcapprox.labeling import labels_in_progress, stale_hull
-
     for labels in s.labels.values():
         below = int((labels.e_above_hull[labels.usable] < 0).sum())
         console.print(
@@ -288,6 +338,8 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
 
 def _mapping_line(path: Path, labels: Labels) -> str:
     """What the relaxed rows relaxed into, in shares (all rows and A4-only rows)."""
+    from qcapprox.store import Store
+
     if labels.mapping is None:
         return f"  relaxation map: none yet (run `qcapprox map {path}`)"
     usable = labels.usable
@@ -312,6 +364,7 @@ def map_cmd(
 ) -> None:
     """Identify every relaxed structure: the configuration it relaxed into (or unmappable)."""
     from qcapprox.labeling import remap
+    from qcapprox.store import Store
 
     with _progress() as bar:
         job = bar.add_task("relaxed into", total=None, rows=0)
@@ -331,6 +384,11 @@ def export(
     ] = False,
 ) -> None:
     """Write one configuration as CIF, POSCAR or extxyz (any ASE format)."""
+    from ase.io import write
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    from qcapprox.store import Store
+
     if (config_id is None) == (row is None):
         raise QcapproxError("give exactly one of --id and --row")
     try:
@@ -382,7 +440,10 @@ def label(
     ] = None,
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask)."""
+    import numpy as np
+
     from qcapprox.labeling import Relaxation, label_store
+    from qcapprox.store import Store
 
     relaxation = Relaxation(fmax, max_steps, optimizer) if relax else None
     with Progress(
@@ -547,9 +608,9 @@ def _known_phase_line(results: Path, dopant: str, labels: str) -> str:
     of A4 vacant), and how many configurations lie below 0 and below the slightly positive
     threshold of the label set."""
     from qcapprox.analysis import SLIGHTLY_POSITIVE, ranks
-    from qcapprox.datasets import LIMITS
     from qcapprox.models import family_key
     from qcapprox.results import Results
+    from qcapprox.words import LIMITS
 
     near = SLIGHTLY_POSITIVE[labels]
     family = family_key("rf", labels)
@@ -596,13 +657,14 @@ def import_energies_cmd(
     checked first (periodic, a finite energy, a configuration of the store); any fault
     writes nothing."""
     from qcapprox.labeling import import_energies
+    from qcapprox.store import writer_lock
 
     with writer_lock(store):
         matched = import_energies(store, structures, labels, duplicates=duplicates, replace=replace)
     console.print(f"{store}: {matched:,} configurations labelled ({labels}) from {structures}")
 
 
-labels_app = typer.Typer(
+labels_app = _App(
     help="Manage the label sets of a store.", no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )  # fmt: skip
@@ -629,6 +691,7 @@ def rehull(
     the dopant's references as they are now (after `qcapprox references` added a phase)."""
     from qcapprox.hull import Hull
     from qcapprox.labeling import rehull as rehull_store
+    from qcapprox.store import Store
 
     for path in stores:
         hull = Hull.load(Store(path).parent.dopant)
@@ -639,7 +702,7 @@ def rehull(
 
 def _limits(text: str) -> tuple[int, ...]:
     """The limits of a --limits value: 'all' or a comma list of distinct limits."""
-    from qcapprox.datasets import LIMITS
+    from qcapprox.words import LIMITS
 
     if text == "all":
         return LIMITS
@@ -704,6 +767,7 @@ def _setup(labels: str, mapping: str, depth: bool) -> str:
 def limits(store: Annotated[Path, typer.Argument(help="A labelled training store.")]) -> None:
     """Subset sizes per limit and the fixed split (the study's Table 1 / Figure 1)."""
     from qcapprox.datasets import subset_sizes, write_split
+    from qcapprox.store import Store
 
     split = write_split(store)
     table = Table(title=f"{store}: limit subsets (split stored in the file)")
@@ -851,6 +915,7 @@ def predict(
     """Predict the energy above hull of every configuration with a family, per limit
     (in bounded memory; the size and the estimated time, memory and disk are stated first)."""
     from qcapprox.models import trained_backbones
+    from qcapprox.prediction import Plan as PredictPlan
     from qcapprox.store import scan_store
 
     todo = _limits(limits)
@@ -879,6 +944,8 @@ def predict(
 def _predicted_with(store: Path, family: str) -> str:
     """How the energies a family predicted in a store are labelled (its members' labeler:
     CHGNet stand-in labels or the labeler named)."""
+    import h5py
+
     from qcapprox.results import energy_label
 
     with h5py.File(store, "r") as handle:
@@ -930,6 +997,7 @@ def bundle(
     from qcapprox.models.base import training_store
     from qcapprox.results import FORMAT
     from qcapprox.results import bundle as bundle_results
+    from qcapprox.store import Store
 
     _check_output(out, stores, force, "a results file", lambda p: _hdf5_format(p) == FORMAT)
     by_dopant = {}
@@ -943,13 +1011,29 @@ def bundle(
     console.print(f"{out}: {', '.join(by_dopant)}")
 
 
+def _finite(value: float) -> float:
+    """Refuse a threshold that is NaN or infinite (every set would be empty or full)."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(
+            f"{value} is not a finite energy; give eV/atom, such as 0.01",
+            param_hint="'--threshold'",
+        )
+    return value
+
+
+ThresholdOpt = Annotated[
+    float, typer.Option(help="Below-hull threshold, eV/atom.", callback=_finite)
+]
+
+
 @app.command()
 def tui(
     results: Annotated[Path, typer.Argument(help="A results file (qcapprox bundle).")],
-    threshold: Annotated[float, typer.Option(help="Below-hull threshold, eV/atom.")] = 0.0,
+    threshold: ThresholdOpt = 0.0,
     export_dir: Annotated[Path, typer.Option(help="Where exported structures go.")] = Path("."),
 ) -> None:
-    """Compare below-hull candidate sets across limits and backbones in the terminal."""
+    """Compare below-hull candidate sets across limits and backbones in the terminal (a
+    missing or foreign results file is refused before the UI starts)."""
     from qcapprox.tui import run
 
     run(results, threshold=threshold, export_dir=export_dir)
@@ -959,7 +1043,7 @@ def tui(
 def report(
     results: Annotated[Path, typer.Argument(help="A results file (qcapprox bundle).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the figures.")],
-    threshold: Annotated[float, typer.Option(help="Below-hull threshold, eV/atom.")] = 0.0,
+    threshold: ThresholdOpt = 0.0,
 ) -> None:
     """Write the study's figures for these results (PNG and SVG)."""
     from qcapprox.report import write_report
@@ -989,15 +1073,14 @@ def demo(
     """The main job on bundled defaults: enumerate the A4 inference sets of the four
     dopants, predict them with the shipped RF families (on relaxed labels where the training
     set has them, else on single points), bundle the results, summarize."""
-    import sys
-
     from qcapprox.analysis import SLIGHTLY_POSITIVE
     from qcapprox.models import family_key, split_family_key
     from qcapprox.models.base import training_store
     from qcapprox.paths import user_data_dir
     from qcapprox.prediction import predict_store
     from qcapprox.results import bundle as bundle_results
-    from qcapprox.store import RELAXED, SINGLE_POINT
+    from qcapprox.store import Store
+    from qcapprox.words import RELAXED, SINGLE_POINT
 
     out_dir = out_dir or user_data_dir() / "runs"
     _check_out_dir(out_dir, "--out-dir")
@@ -1062,6 +1145,8 @@ def demo_table(
     lowest predicted energy above the hull, set sizes below 0 and below t (`near`, else
     `analysis.SLIGHTLY_POSITIVE` of the family's labels), the known Sc57M13 phase's
     prediction and rank, test RMSE. Also whether anything is below 0 at any limit."""
+    import numpy as np
+
     from qcapprox.analysis import SLIGHTLY_POSITIVE, below_hull, ranks
     from qcapprox.models import split_family_key
     from qcapprox.results import Results

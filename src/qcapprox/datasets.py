@@ -23,16 +23,11 @@ from qcapprox.enumeration.recipe import Recipe
 from qcapprox.errors import StoreError
 from qcapprox.settings import SEED
 from qcapprox.store import Store, write_atomically, writer_lock
+from qcapprox.words import LIMITS
 
-LIMITS = tuple(range(0, 25, 2))
 TRAIN, VALIDATION, TEST = 0, 1, 2
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = SEED  # the validation rows, drawn once on limit 24
-
-
-def limit_key(limit: int) -> str:
-    """The name of a limit, in stores, results and the registry: 8 -> 'limit-08'."""
-    return f"limit-{int(limit):02d}"
 
 
 def a5_defects(composition: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
 from ase.optimize.optimize import Optimizer
 
-from qcapprox.datasets import LIMITS, a5_defects, in_limit
+from qcapprox.datasets import a5_defects, in_limit
 from qcapprox.errors import HullError, IdentifyError, LabelingError, StoreError
 from qcapprox.hull import Hull
 from qcapprox.mapping import (
@@ -59,7 +59,7 @@ from qcapprox.mapping import (
     map_store,
     write_mapping,
 )
-from qcapprox.parent import MAX_DISPLACEMENT, VACANCY, Parent
+from qcapprox.parent import VACANCY, Parent
 from qcapprox.settings import (
     DEFAULT_CALCULATOR,
     FMAX,
@@ -69,15 +69,8 @@ from qcapprox.settings import (
     OPTIMIZER,
     torch_threads,
 )
-from qcapprox.store import (
-    LABEL_KINDS,
-    RELAXED,
-    Journal,
-    Store,
-    one_writer,
-    open_store,
-    write_atomically,
-)
+from qcapprox.store import Journal, Store, one_writer, open_store, write_atomically
+from qcapprox.words import LABEL_KINDS, LIMITS, MAX_DISPLACEMENT, RELAXED
 
 if TYPE_CHECKING:
     from dask.distributed import LocalCluster

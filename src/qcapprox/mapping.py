@@ -15,7 +15,7 @@ removed too). Per row:
 - `mapping_displacement`: the largest distance (Angstrom) of an atom from its assigned
   site, the number that decides mappability (NaN where no assignment is valid at all).
 
-The tolerance is the calculators' (`parent.MAX_DISPLACEMENT`, 2.5 A), so a hull
+The tolerance is the calculators' (`words.MAX_DISPLACEMENT`, 2.5 A), so a hull
 calculator given the relaxed structure answers for the configuration recorded here. Below
 half the parent's shortest site distance (about 1.3 A) an assignment is unambiguous: every
 atom is nearer its own site than any other (`unambiguous` counts those rows).
@@ -37,12 +37,11 @@ import numpy as np
 from ase import Atoms
 
 from qcapprox.errors import IdentifyError, StoreError
-from qcapprox.parent import MAX_DISPLACEMENT, Parent
+from qcapprox.parent import Parent
+from qcapprox.words import MAX_DISPLACEMENT, POLICIES
 
 UNMAPPABLE = -1
 MAPPING_FIELDS = ("relaxed_into", "kept", "mapping_displacement")
-POLICIES = ("start", "kept", "relaxed-into")
-DEFAULT_POLICY = "start"
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,14 @@ from scipy.optimize import linear_sum_assignment
 from qcapprox.errors import IdentifyError, ParentError
 from qcapprox.paths import PARENTS_DIR
 from qcapprox.symmetry import restrict, site_permutations, spglib_cell
+from qcapprox.words import BUNDLED_DOPANTS, MAX_DISPLACEMENT
 
 HOST = "Sc"
 SC = 0
 DOPANT = 1
 VACANCY = 2
-BUNDLED_DOPANTS = ("Pt", "Pd", "Ir", "Rh")
 ACTIVE_ORBITS = ("A4", "A5")
 DEFAULT_SYMPREC = 1e-3
-#: Largest distance (A) from an atom to the parent site it is assigned to in `match`.
-MAX_DISPLACEMENT = 2.5
 #: Shortest distance (A) between two atoms of a parent. The shortest bonds of metals and
 #: intermetallics are above 2 A (Be-Be 2.2 A; about 2.7 A in Sc60M13), so two atoms closer
 #: than 1 A are one site written twice (e.g. a disordered site listed once per species)

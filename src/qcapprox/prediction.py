@@ -40,17 +40,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from qcapprox.datasets import LIMITS, limit_key
 from qcapprox.enumeration.run import _duration, _size
 from qcapprox.errors import StoreError
 from qcapprox.models import AllegroBackbone, Member, family_key
 from qcapprox.models import backbone as get_backbone
-from qcapprox.store import RELAXED, Scan, one_writer, open_store, scan_store, write_atomically
+from qcapprox.store import Scan, one_writer, open_store, scan_store, write_atomically
+from qcapprox.words import LIMITS, MAX_ROWS, RELAXED, limit_key
 
 CHECK_ROWS = 64
 CHECK_TOL = 1e-6  # eV/atom: float32 models batched differently agree far closer
 PREDICT_ROWS = 1 << 16  # rows predicted at a time (about 80 MB of a forest's work)
-MAX_ROWS = 5_000_000  # a larger store needs `max_rows=None` (qcapprox predict --force)
 # Estimates from benchmarks/predict_memory.py (2 cores shared with a CHGNet relaxation): the
 # Pt rf family predicts the 3,505,779-row store at 27,600 (limit 24) to 37,700 (limits 0,
 # 12, 24) rows/s per limit, an Allegro member about 500 rows/s (allegro_inference.py); peak

@@ -40,13 +40,12 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from qcapprox.datasets import LIMITS, limit_key, subset_sizes
+from qcapprox.datasets import subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
 from qcapprox.models import BACKBONES, split_family_key
 from qcapprox.parent import Parent
 from qcapprox.store import (
-    LABEL_KINDS,
     _read_parent,
     check_codes,
     check_layout,
@@ -56,6 +55,7 @@ from qcapprox.store import (
     write_atomically,
     writer_lock,
 )
+from qcapprox.words import LABEL_KINDS, LIMITS, limit_key
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1

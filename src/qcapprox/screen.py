@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qcapprox.datasets import LIMITS
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import Plan, run_recipe
 from qcapprox.errors import QcapproxError
@@ -42,7 +41,8 @@ from qcapprox.prediction import predict_store
 from qcapprox.references import build_references, missing_phases
 from qcapprox.results import bundle
 from qcapprox.settings import DEFAULT_CALCULATOR, LABEL_CHUNK, LABEL_WORKERS
-from qcapprox.store import RELAXED, SINGLE_POINT, Store
+from qcapprox.store import Store
+from qcapprox.words import LIMITS, RELAXED, SINGLE_POINT
 
 #: Rough CHGNet costs on this machine (2 cores), seconds: per structure and worker, a
 #: relaxation from the parent geometry (0.17-0.23 s per FIRE step measured on the Pt

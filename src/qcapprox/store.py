@@ -64,11 +64,10 @@ from pymatgen.core import Element
 from qcapprox.errors import StoreError
 from qcapprox.mapping import RelaxationMap, read_mapping
 from qcapprox.parent import HOST, VACANCY, Parent
+from qcapprox.words import LABEL_KINDS
 
 FORMAT = "qcapprox-store"
 SCHEMA_VERSION = 2
-RELAXED, SINGLE_POINT = "relaxed", "single-point"
-LABEL_KINDS = (RELAXED, SINGLE_POINT)
 LABEL_FIELDS = ("energy", "formation_energy", "e_above_hull", "converged")
 # label dataset -> dtype: the energies and hull quantities are float64 (an integer type
 # would truncate them), converged a bool, error a string

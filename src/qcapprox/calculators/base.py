@@ -31,11 +31,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import atomic_numbers
 
-from qcapprox.datasets import LIMITS
 from qcapprox.errors import IdentifyError, ModelError
 from qcapprox.hull import Hull
-from qcapprox.parent import MAX_DISPLACEMENT, Parent
-from qcapprox.store import LABEL_KINDS, RELAXED
+from qcapprox.parent import Parent
+from qcapprox.words import LABEL_KINDS, LIMITS, MAX_DISPLACEMENT, RELAXED
 
 
 class HullCalculator(Calculator):

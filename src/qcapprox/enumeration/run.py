@@ -39,11 +39,11 @@ from qcapprox.store import (
     run_identity,
     writer_lock,
 )
+from qcapprox.words import MAX_CONFIGURATIONS
 
 CHUNK = 1 << 18  # rows of a task sorted by id together
 COMMIT_ROWS = 1 << 19  # rows buffered at most before a commit
 COMMIT_SECONDS = 2.0  # work between commits at most (a kill loses no more)
-MAX_CONFIGURATIONS = 10_000_000  # a larger run needs `force` (qcapprox enumerate --force)
 # Estimates from benchmarks/enumeration_memory.py (2 cores shared with other work): 0.27 to
 # 0.63 million rows/s; peak RSS 381, 432, 510 MiB for 4.8, 16.4, 46.1 million rows (bounded
 # by CHUNK, COMMIT_ROWS and the enumerator's blocks, not by the size of the set); stores of

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qcapprox.datasets import LIMITS
 from qcapprox.errors import ModelError
 from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
-from qcapprox.store import LABEL_KINDS, RELAXED
+from qcapprox.words import LABEL_KINDS, LIMITS, RELAXED
 
 if TYPE_CHECKING:
     import numpy as np

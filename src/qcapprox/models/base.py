@@ -36,18 +36,16 @@ from pathlib import Path
 import numpy as np
 
 from qcapprox.datasets import (
-    LIMITS,
     TEST,
     TRAIN,
     VALIDATION,
     a5_defects,
     in_limit,
-    limit_key,
     make_split,
     write_split,
 )
 from qcapprox.errors import ModelError
-from qcapprox.mapping import DEFAULT_POLICY, POLICIES, apply_policy
+from qcapprox.mapping import apply_policy
 from qcapprox.parent import Parent
 from qcapprox.paths import (
     DATA_DIR,
@@ -56,14 +54,8 @@ from qcapprox.paths import (
     user_registry_dir,
     user_training_dir,
 )
-from qcapprox.store import (
-    LABEL_KINDS,
-    RELAXED,
-    Labels,
-    Store,
-    is_metal_symbol,
-    package_versions,
-)
+from qcapprox.store import Labels, Store, is_metal_symbol, package_versions
+from qcapprox.words import DEFAULT_POLICY, LABEL_KINDS, LIMITS, POLICIES, RELAXED, limit_key
 
 CARD = "card.json"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")  # a backbone or a set-up name

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from qcapprox.datasets import LIMITS
 from qcapprox.descriptors import Descriptors
 from qcapprox.errors import ModelError
 from qcapprox.models.base import (
@@ -62,7 +61,7 @@ from qcapprox.models.base import (
 from qcapprox.parent import Parent
 from qcapprox.paths import cache_root, is_bundled
 from qcapprox.settings import SEED
-from qcapprox.store import RELAXED
+from qcapprox.words import LIMITS, RELAXED
 
 if TYPE_CHECKING:
     from sklearn.base import RegressorMixin

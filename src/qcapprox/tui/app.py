@@ -19,6 +19,7 @@ their arguments, whole arrays, on the UI thread); tables draw only their visible
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -140,7 +141,9 @@ PANES = (
 
 
 class ThresholdScreen(ModalScreen[float | None]):
-    """Ask for the below-hull threshold (eV/atom)."""
+    """Ask for the below-hull threshold (eV/atom). The current value is selected when the
+    field takes focus, so typing replaces it; what is not a finite number is refused with
+    a notice saying why (the threshold stays)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -151,7 +154,9 @@ class ThresholdScreen(ModalScreen[float | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="threshold-box"):
             yield Label("Below-hull threshold t, eV/atom (sets: E above hull < t)")
-            yield Input(value=f"{self.current:g}", type="number", id="threshold-input")
+            yield Input(
+                value=f"{self.current:g}", type="number", select_on_focus=True, id="threshold-input"
+            )
             yield Label("enter apply · escape cancel", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -159,6 +164,12 @@ class ThresholdScreen(ModalScreen[float | None]):
             value = float(event.value)
         except ValueError:
             self.notify(f"{event.value!r} is not a number", severity="error")
+            return
+        if not math.isfinite(value):
+            self.notify(
+                f"{event.value!r} is not a finite energy: give eV/atom, such as 0.01",
+                severity="error",
+            )
             return
         self.dismiss(value)
 
@@ -1025,8 +1036,12 @@ def _sizes(fam: Family) -> np.ndarray:
 
 
 def run(path: Path, **options: object) -> None:
-    """Open the results browser on a results file (options: see QcapproxApp); a refused
-    file raises its error (StoreError) after the app closes."""
+    """Open the results browser on a results file (options: see QcapproxApp). A missing,
+    foreign or corrupt file raises its error (StoreError) before anything is drawn; one
+    refused by the app's own opening (replaced meanwhile) raises it after the app closes."""
+    from qcapprox.results import Results
+
+    Results(path).close()
     app = QcapproxApp(path, **options)
     app.run()
     if app.load_error is not None:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qcapprox.datasets import limit_key
 from qcapprox.tui.format import LIMITS
+from qcapprox.words import limit_key
 
 if TYPE_CHECKING:
     from ase import Atoms

@@ -49,10 +49,10 @@ from qcapprox.models.allegro.inference import MODEL_FILE, finished, model_fields
 from qcapprox.models.allegro.presets import BACKBONES, Preset, get_preset
 from qcapprox.models.allegro.runner import Stage, prepare_workdir, train_and_package
 from qcapprox.models.base import card_dir, file_sha256, output_dir, publish
-from qcapprox.parent import BUNDLED_DOPANTS
 from qcapprox.paths import DATA_DIR, cache_root
 from qcapprox.settings import DEFAULT_CALCULATOR, SEED
 from qcapprox.store import package_versions
+from qcapprox.words import BUNDLED_DOPANTS
 
 CORPUS_DIR = DATA_DIR / "pretraining"
 DEFAULT_CORPUS = CORPUS_DIR / "sc-m-corpus.extxyz"

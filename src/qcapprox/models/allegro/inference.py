@@ -37,7 +37,8 @@ from qcapprox.models.base import (
 )
 from qcapprox.parent import DOPANT, VACANCY, Parent
 from qcapprox.settings import torch_threads
-from qcapprox.store import RELAXED, Store
+from qcapprox.store import Store
+from qcapprox.words import RELAXED
 
 MODEL_FILE = "model.nequip.zip"
 

@@ -52,7 +52,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qcapprox.datasets import LIMITS, TRAIN, VALIDATION
+from qcapprox.datasets import TRAIN, VALIDATION
 from qcapprox.errors import AllegroError
 from qcapprox.hull import Hull
 from qcapprox.models.allegro.config import fine_tune_model, scratch_model
@@ -79,7 +79,7 @@ from qcapprox.models.base import (
 )
 from qcapprox.paths import cache_root
 from qcapprox.settings import DEFAULT_PRESET, THREADS_ENV
-from qcapprox.store import RELAXED
+from qcapprox.words import LIMITS, RELAXED
 
 CARD_VERSIONS = (
     "qcapprox", "nequip", "nequip-allegro", "torch", "lightning", "e3nn", "numpy", "ase",
