@@ -33,11 +33,13 @@ class ForestHullCalculator(HullCalculator):
         among its training configurations, one of 0, 2, ..., 24 (default 24).
     labels : str
         The label set the member is trained on: "relaxed" (the target; default) or
-        "single-point" (energies at the parent geometry, the cheaper screen).
+        "single-point" (energies at the parent geometry, the cheaper screen), or a
+        training set-up of `qcapprox.models.base.Setup` such as "relaxed+depth" or
+        "relaxed+relaxed-into".
     regressor : str
         The regressor by name: "rf" (Random Forest; default) or "hgb" (histogram gradient
-        boosting), both shipped, or another of `qcapprox.models.forest.REGRESSORS` once
-        its family is trained.
+        boosting), both shipped; "rf-cf", "hgb-cf" or "ce" (the cluster expansion) on
+        cluster correlations; or another of `qcapprox.models.forest.REGRESSORS`.
     max_displacement : float
         Largest distance (A) of an atom from the parent site it is assigned to (2.5).
     hull : Hull or None
