@@ -230,3 +230,18 @@ def test_the_depth_design_joins_the_training_rows(tmp_path: Path) -> None:
     shutil.copyfile(training_store("Rh"), alone)
     with pytest.raises(Exception, match="no depth design"):
         TrainingSet.load(alone, "relaxed+depth")
+
+
+def test_a_calculator_of_another_set_up(parent_pt: Parent) -> None:
+    """A forest calculator of a set-up (here relaxed-into at limit 0) answers with its
+    member, whose card records the policy; an unknown set-up is refused."""
+    from qcapprox.calculators import ForestHullCalculator
+
+    atoms = parent_pt.decorate(parent_pt.known_phase())
+    atoms.calc = ForestHullCalculator(dopant="Pt", limit=0, labels="relaxed+relaxed-into")
+    value = atoms.calc.get_property("e_above_hull", atoms)
+    member = atoms.calc.member
+    assert member.card["setup"] == {"mapping": "relaxed-into", "depth": False}
+    assert value == pytest.approx(member.predict(parent_pt.known_phase()[None])[0])
+    with pytest.raises(Exception, match="set-up"):
+        ForestHullCalculator(dopant="Pt", limit=0, labels="relaxed+sometimes")

@@ -69,8 +69,11 @@ class HullCalculator(Calculator):
         """Refuse settings no member can have (subclasses add theirs)."""
         if parameters.get("limit") not in LIMITS:
             raise ModelError(f"limit {parameters.get('limit')} is not one of {LIMITS}")
-        if parameters.get("labels") not in LABEL_KINDS:
-            raise ModelError(f"labels must be one of {LABEL_KINDS}, not {parameters['labels']!r}")
+        from qcapprox.models.base import Setup
+
+        if not isinstance(parameters.get("labels"), str):
+            raise ModelError(f"labels must be one of {LABEL_KINDS} or a training set-up name")
+        Setup.parse(parameters["labels"])  # ModelError names what a set-up is
 
     def todict(self, skip_default: bool = False) -> dict:
         """All settings (ASE's default would drop those equal to their defaults)."""
