@@ -47,7 +47,7 @@ from qcapprox.words import (
 if TYPE_CHECKING:
     from qcapprox.parent import Parent
     from qcapprox.prediction import Plan as PredictPlan
-    from qcapprox.store import Labels
+    from qcapprox.store import Labels, Store
 
 
 class _NoFlagType:
@@ -319,7 +319,7 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
         if why := stale_hull(s, labels.kind):
             console.print(f"[yellow]{why}", markup=True, highlight=False)
         if labels.kind == "relaxed":
-            console.print(_mapping_line(s.path, labels))
+            console.print(_mapping_line(s, labels))
 
     for kind, run in labels_in_progress(store).items():
         limits = ", ".join(map(str, run["limits"])) or "none yet"
@@ -336,14 +336,12 @@ def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")])
             )
 
 
-def _mapping_line(path: Path, labels: Labels) -> str:
-    """What the relaxed rows relaxed into, in shares (all rows and A4-only rows)."""
-    from qcapprox.store import Store
-
+def _mapping_line(store: Store, labels: Labels) -> str:
+    """What the relaxed rows of a store relaxed into, in shares (all and A4-only rows)."""
     if labels.mapping is None:
-        return f"  relaxation map: none yet (run `qcapprox map {path}`)"
+        return f"  relaxation map: none yet (run `qcapprox map {store.path}`)"
     usable = labels.usable
-    a4_only = Store(path).composition[:, 2:].sum(axis=1) == 0
+    a4_only = store.composition[:, 2:].sum(axis=1) == 0
     parts = []
     for name, rows in (("usable rows", usable), ("A4-only", usable & a4_only)):
         share = labels.mapping.shares(rows)
@@ -369,7 +367,8 @@ def map_cmd(
     with _progress() as bar:
         job = bar.add_task("relaxed into", total=None, rows=0)
         remap(store, tolerance, lambda n, total: bar.update(job, completed=n, total=total, rows=n))
-    console.print(_mapping_line(store, Store(store).label_set("relaxed")))
+    mapped = Store(store)
+    console.print(_mapping_line(mapped, mapped.label_set("relaxed")))
 
 
 @app.command()
