@@ -40,7 +40,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from qcapprox.enumeration.run import _duration, _size
+from qcapprox.enumeration.run import human_duration, human_size
 from qcapprox.errors import StoreError
 from qcapprox.models import AllegroBackbone, Member, family_key
 from qcapprox.models import backbone as get_backbone
@@ -106,9 +106,9 @@ class Plan:
             return f"{self.scan.path}: {self.family} has every limit asked for; nothing to predict"
         return (
             f"{self.scan.path}: {n:,} configurations x {k} limit{'s' * (k > 1)} of "
-            f"{self.family}; estimated about {_duration(self.seconds)}, peak memory about "
-            f"{_size(PEAK_MEMORY + 8 * n)}, the store grows by up to "
-            f"{_size(STORE_BYTES_PER_ROW * n * k)}"
+            f"{self.family}; estimated about {human_duration(self.seconds)}, peak memory about "
+            f"{human_size(PEAK_MEMORY + 8 * n)}, the store grows by up to "
+            f"{human_size(STORE_BYTES_PER_ROW * n * k)}"
         )
 
     def check(self, limit: int | None) -> None:

@@ -88,9 +88,9 @@ class Plan:
         how = "Burnside" if recipe.mode == "all" else f"at most {recipe.realizations} each"
         return (
             f"{recipe.name}: {n:,} configurations ({how}) in {len(self.tasks):,} "
-            f"compositions; estimated {_size(n * STORE_BYTES_PER_ROW)} store, "
-            f"{_size(n * JOURNAL_BYTES_PER_ROW)} journal while it runs, peak memory about "
-            f"{_size(PEAK_MEMORY)}, about {_duration(self.seconds)}"
+            f"compositions; estimated {human_size(n * STORE_BYTES_PER_ROW)} store, "
+            f"{human_size(n * JOURNAL_BYTES_PER_ROW)} journal while it runs, peak memory about "
+            f"{human_size(PEAK_MEMORY)}, about {human_duration(self.seconds)}"
         )
 
     def check(self, limit: int | None) -> None:
@@ -111,13 +111,15 @@ def task_rows(enumerator: Enumerator, task: Task) -> int:
     return distinct if task.count is None else min(distinct, task.count)
 
 
-def _size(n_bytes: float) -> str:
+def human_size(n_bytes: float) -> str:
+    """A size for the estimate lines of enumerate and predict: "under 1 MB", MB or GB."""
     if n_bytes < 2**20:
         return "under 1 MB"
     return f"{n_bytes / 2**30:.1f} GB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MB"
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """A duration for the estimate lines of enumerate and predict: s, min or h."""
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
