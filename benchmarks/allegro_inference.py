@@ -25,16 +25,16 @@ from qcapprox.calculators import AllegroHullCalculator
 from qcapprox.enumeration.recipe import Recipe
 from qcapprox.enumeration.run import run_recipe
 from qcapprox.models.allegro.inference import load_allegro_member
-from qcapprox.models.allegro.presets import BACKBONES
 from qcapprox.models.base import member_path
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR, REGISTRY_DIR
 from qcapprox.store import Store
+from qcapprox.words import ALLEGRO_BACKBONES
 
 
 def training_minutes(dopant: str, labels: str) -> None:
     """Median and total `fit_seconds` of every registered family of a dopant."""
-    for backbone in BACKBONES.values():
+    for backbone in ALLEGRO_BACKBONES.values():
         family = REGISTRY_DIR / member_path(backbone, dopant, 0, labels).parent
         cards = sorted(family.glob("limit-*/card.json"))
         if not cards:
@@ -66,7 +66,8 @@ def main() -> None:
     occ = occupancy[rng.choice(len(occupancy), min(opts.n, len(occupancy)), replace=False)]
     member = load_allegro_member(opts.dopant, opts.limit, opts.variant, labels=opts.labels)
     member.predict(occ[:32], parent)  # load and warm up
-    print(f"{BACKBONES[opts.variant]} {opts.dopant} limit {opts.limit}, {opts.threads} threads")
+    name = ALLEGRO_BACKBONES[opts.variant]
+    print(f"{name} {opts.dopant} limit {opts.limit}, {opts.threads} threads")
     for batch_size in (8, 32, 64):
         start = time.perf_counter()
         member.energy_model.energies(parent, occ, batch_size=batch_size)

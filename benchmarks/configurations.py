@@ -35,10 +35,10 @@ import numpy as np
 from qcapprox.analysis import configuration_scores, finite_mean
 from qcapprox.errors import QcapproxError
 from qcapprox.mapping import apply_policy
-from qcapprox.models import BACKBONES, backbone, family_key
+from qcapprox.models import BACKBONES, backbone
 from qcapprox.paths import DATA_DIR
 from qcapprox.store import Store
-from qcapprox.words import LIMITS
+from qcapprox.words import LIMITS, family_key
 
 OUT = Path(__file__).parent / "results" / "configurations.json"
 TABULAR = ("rf", "hgb", "rf-cf", "hgb-cf", "ce")

@@ -368,3 +368,87 @@ def test_within_composition_rank_scores() -> None:
     assert scores["mean_signed_error"] == pytest.approx(np.mean(pred - truth))
     constant = configuration_scores(np.zeros(30), truth, groups)
     assert np.isnan(constant["spearman"]) and constant["groups"]["3"]["distinct_predictions"] == 1
+
+
+# ------------------------------------------------------------------ one family analysis
+class _Results:
+    """A results reader over plain arrays: the methods `analyse_family` calls."""
+
+    def __init__(self, pred: np.ndarray, known: int | None, metrics=None) -> None:
+        self.pred, self.known, self._metrics = pred, known, metrics
+
+    def predictions(self, dopant: str, backbone: str) -> np.ndarray:
+        return self.pred
+
+    def metrics(self, dopant: str, backbone: str):
+        return self._metrics
+
+    def multiplicity(self, dopant: str) -> np.ndarray:
+        return np.arange(1, self.pred.shape[1] + 1)
+
+    def known_phase_row(self, dopant: str) -> int | None:
+        return self.known
+
+
+def test_family_analysis_known_phase_and_vacuous_recall() -> None:
+    rng = np.random.default_rng(7)
+    pred = rng.normal(0.01, 0.02, size=(len(LIMITS), 40))
+    fam = analysis.analyse_family(_Results(pred, known=5), "Pt", "rf", 0.0)
+    # the known phase's rank by counting, limit by limit
+    for k in range(len(LIMITS)):
+        assert fam.known_ranks[k] == 1 + sum(p < pred[k, 5] for p in pred[k])
+        assert fam.known_values[k] == pred[k, 5]
+    assert fam.sizes.tolist() == [len(s) for s in as_sets(pred)]
+    assert not fam.reference_empty
+    # B_24 empty: every recall is 1 and the analysis says it is vacuous
+    pred[-1] = 0.5
+    empty = analysis.analyse_family(_Results(pred, known=None), "Pt", "rf", 0.0)
+    assert empty.reference_empty and np.all(empty.recall == 1.0)
+    assert empty.known_ranks is None
+    summaries = analysis.robustness([empty, fam])
+    assert [s.backbone for s in summaries] == ["rf", "rf"]
+    assert not summaries[0].vacuous and summaries[1].vacuous
+
+
+def test_robustness_ranks_by_mean_recall() -> None:
+    base = np.full((len(LIMITS), 6), 0.1)
+    base[-1, :3] = -0.01  # B_24 = {0, 1, 2}
+    stable, shaky = base.copy(), base.copy()
+    stable[:, :3] = -0.01  # every limit finds B_24: recall 1
+    shaky[:-1, 0] = -0.01  # the other limits find one of three: recall 1/3
+    fams = [
+        analysis.analyse_family(_Results(p, None), "Pt", name, 0.0)
+        for name, p in (("shaky", shaky), ("stable", stable))
+    ]
+    summaries = analysis.robustness(fams)
+    assert [s.backbone for s in summaries] == ["stable", "shaky"]
+    assert summaries[0].mean_recall == 1.0
+    assert summaries[1].mean_recall == pytest.approx(1 / 3)
+    assert summaries[1].min_recall == pytest.approx(1 / 3)
+    assert summaries[0].reference_size == 3
+
+
+def test_opening_threshold() -> None:
+    above = np.full((len(LIMITS), 4), 0.01)
+    assert analysis.opening_threshold(above, "rf") == analysis.SLIGHTLY_POSITIVE["relaxed"]
+    assert analysis.opening_threshold(above, "rf-single-point") == (
+        analysis.SLIGHTLY_POSITIVE["single-point"]
+    )
+    assert analysis.opening_threshold(above, "ce-relaxed+depth") == (
+        analysis.SLIGHTLY_POSITIVE["relaxed"]
+    )
+    above[3, 2] = -1e-4
+    assert analysis.opening_threshold(above, "rf") == 0.0
+
+
+def test_analysis_imports_only_numpy() -> None:
+    import subprocess
+    import sys
+
+    heavy = ("h5py", "ase", "spglib", "pymatgen", "torch", "matplotlib", "sklearn", "textual")
+    code = (
+        "import sys; import qcapprox.analysis; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

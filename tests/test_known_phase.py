@@ -10,12 +10,11 @@ from qcapprox.analysis import SLIGHTLY_POSITIVE
 from qcapprox.calculators import ForestHullCalculator
 from qcapprox.hull import Hull
 from qcapprox.labeling import Relaxation, make_calculator
-from qcapprox.models import family_key
 from qcapprox.parent import Parent
 from qcapprox.paths import BUNDLED_RESULTS, PARENTS_DIR
 from qcapprox.results import Results
 from qcapprox.store import Store
-from qcapprox.words import BUNDLED_DOPANTS, LIMITS, RELAXED
+from qcapprox.words import BUNDLED_DOPANTS, LIMITS, RELAXED, family_key
 
 #: "Slightly positive": the screen's goal (the study, section 3.4), eV/atom above the hull.
 NEAR = SLIGHTLY_POSITIVE[RELAXED]

@@ -21,10 +21,10 @@ from qcapprox.mapping import (
     map_relaxations,
     map_store,
 )
-from qcapprox.models import family_key, split_family_key
 from qcapprox.models.base import Setup, TrainingSet, training_store
 from qcapprox.parent import VACANCY, Parent
 from qcapprox.store import Store
+from qcapprox.words import family_key, split_family_key
 
 
 def _relaxations(parent: Parent, occupancies: list[np.ndarray], structures: list[Atoms]):

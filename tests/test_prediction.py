@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from qcapprox.cli import app
-from qcapprox.models import family_key, trained_backbones
+from qcapprox.models import trained_backbones
 from qcapprox.models.forest import load_member, registry_dir
 from qcapprox.prediction import predict_store
 from qcapprox.store import Store
-from qcapprox.words import RELAXED, SINGLE_POINT
+from qcapprox.words import RELAXED, SINGLE_POINT, family_key
 
 
 def test_predict_inference_set(tmp_path, inference_pt: Path, pt_labels: str) -> None:
@@ -164,7 +164,7 @@ def test_large_store_is_predicted_with_force_only(
     written); --force lifts the cap. The summary names the labels the family learned."""
     path = Path(shutil.copyfile(inference_pt, tmp_path / "a4.h5"))
     args = ["predict", str(path), "--limits", "0", "--labels", pt_labels]
-    monkeypatch.setattr("qcapprox.cli.MAX_ROWS", 10_000)
+    monkeypatch.setattr("qcapprox.cli.train.MAX_ROWS", 10_000)
     before = path.read_bytes()
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0

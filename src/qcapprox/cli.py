@@ -10,19 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from typer.core import TyperCommand, TyperGroup, TyperOption
-
 from qcapprox.errors import ParentError, QcapproxError
 from qcapprox.paths import BUNDLED_RESULTS, RECIPES_DIR
 from qcapprox.settings import (
@@ -43,6 +30,18 @@ from qcapprox.words import (
     MAX_ROWS,
     POLICIES,
 )
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     from qcapprox.parent import Parent
@@ -293,7 +292,6 @@ def count(
 def info(store: Annotated[Path, typer.Argument(help="A qcapprox store (.h5).")]) -> None:
     """Summarize a store: parent, recipe, counts per composition."""
     import numpy as np
-
     from qcapprox.labeling import labels_in_progress, stale_hull
     from qcapprox.store import Store
 
@@ -385,7 +383,6 @@ def export(
     """Write one configuration as CIF, POSCAR or extxyz (any ASE format)."""
     from ase.io import write
     from ase.io.formats import UnknownFileTypeError, filetype, ioformats
-
     from qcapprox.store import Store
 
     if (config_id is None) == (row is None):
@@ -440,7 +437,6 @@ def label(
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask)."""
     import numpy as np
-
     from qcapprox.labeling import Relaxation, label_store
     from qcapprox.store import Store
 
@@ -607,9 +603,8 @@ def _known_phase_line(results: Path, dopant: str, labels: str) -> str:
     of A4 vacant), and how many configurations lie below 0 and below the slightly positive
     threshold of the label set."""
     from qcapprox.analysis import SLIGHTLY_POSITIVE, ranks
-    from qcapprox.models import family_key
     from qcapprox.results import Results
-    from qcapprox.words import LIMITS
+    from qcapprox.words import LIMITS, family_key
 
     near = SLIGHTLY_POSITIVE[labels]
     family = family_key("rf", labels)
@@ -944,7 +939,6 @@ def _predicted_with(store: Path, family: str) -> str:
     """How the energies a family predicted in a store are labelled (its members' labeler:
     CHGNet stand-in labels or the labeler named)."""
     import h5py
-
     from qcapprox.results import energy_label
 
     with h5py.File(store, "r") as handle:
@@ -1073,13 +1067,12 @@ def demo(
     dopants, predict them with the shipped RF families (on relaxed labels where the training
     set has them, else on single points), bundle the results, summarize."""
     from qcapprox.analysis import SLIGHTLY_POSITIVE
-    from qcapprox.models import family_key, split_family_key
     from qcapprox.models.base import training_store
     from qcapprox.paths import user_data_dir
     from qcapprox.prediction import predict_store
     from qcapprox.results import bundle as bundle_results
     from qcapprox.store import Store
-    from qcapprox.words import RELAXED, SINGLE_POINT
+    from qcapprox.words import RELAXED, SINGLE_POINT, family_key, split_family_key
 
     out_dir = out_dir or user_data_dir() / "runs"
     _check_out_dir(out_dir, "--out-dir")
@@ -1145,10 +1138,9 @@ def demo_table(
     `analysis.SLIGHTLY_POSITIVE` of the family's labels), the known Sc57M13 phase's
     prediction and rank, test RMSE. Also whether anything is below 0 at any limit."""
     import numpy as np
-
     from qcapprox.analysis import SLIGHTLY_POSITIVE, below_hull, ranks
-    from qcapprox.models import split_family_key
     from qcapprox.results import Results
+    from qcapprox.words import split_family_key
 
     any_below = False
     with Results(results) as res:

@@ -1,7 +1,7 @@
 """Batch prediction of whole stores with trained families, in bounded memory.
 
 `predict_store` writes, for every requested limit x of a family (a backbone trained on one
-label set, named by `qcapprox.models.family_key`: `rf`, `rf-single-point`, ...),
+label set, named by `qcapprox.words.family_key`: `rf`, `rf-single-point`, ...),
 
     predictions/<family>/limit-XX   (n,) float64, predicted energy above hull, eV/atom
 
@@ -42,10 +42,10 @@ import numpy as np
 
 from qcapprox.enumeration.run import human_duration, human_size
 from qcapprox.errors import StoreError
-from qcapprox.models import AllegroBackbone, Member, family_key
+from qcapprox.models import AllegroBackbone, Member
 from qcapprox.models import backbone as get_backbone
 from qcapprox.store import Scan, one_writer, open_store, scan_store, write_atomically
-from qcapprox.words import LIMITS, MAX_ROWS, RELAXED, limit_key
+from qcapprox.words import LIMITS, MAX_ROWS, RELAXED, family_key, limit_key
 
 CHECK_ROWS = 64
 CHECK_TOL = 1e-6  # eV/atom: float32 models batched differently agree far closer

@@ -43,7 +43,7 @@ from ase.data import chemical_symbols
 from qcapprox.datasets import subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
-from qcapprox.models import BACKBONES, split_family_key
+from qcapprox.models import BACKBONES
 from qcapprox.parent import Parent
 from qcapprox.store import (
     _read_parent,
@@ -55,7 +55,7 @@ from qcapprox.store import (
     write_atomically,
     writer_lock,
 )
-from qcapprox.words import LABEL_KINDS, LIMITS, limit_key
+from qcapprox.words import LABEL_KINDS, LIMITS, limit_key, split_family_key
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1

@@ -16,23 +16,19 @@ when a member is loaded or trained (scikit-learn, torch and nequip are heavy).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qcapprox.errors import ModelError
-from qcapprox.models.allegro.presets import BACKBONES as ALLEGRO_VARIANTS
 from qcapprox.models.forest import REGRESSORS
-from qcapprox.words import LABEL_KINDS, LIMITS, RELAXED
+from qcapprox.words import ALLEGRO_BACKBONES, LIMITS, RELAXED, Progress
 
 if TYPE_CHECKING:
     import numpy as np
 
     from qcapprox.parent import Parent
-
-Progress = Callable[[int, int], None]
-
 
 class Member(Protocol):
     """One trained model: one backbone, one dopant, one limit."""
@@ -42,25 +38,6 @@ class Member(Protocol):
 
     def predict(self, occupancy: np.ndarray) -> np.ndarray:
         """Energies above the hull (eV/atom) of (n, 36) occupancies of the parent."""
-
-
-def family_key(backbone: str, labels: str = RELAXED) -> str:
-    """Name of a family in stores, results and reports: the backbone (e.g. `rf`) for the
-    family trained on relaxed labels with the study's design (the target),
-    `<backbone>-<set-up>` otherwise (e.g. `rf-single-point`, the cheap screen, or
-    `ce-relaxed+depth`; `qcapprox.models.base.Setup`)."""
-    return backbone if labels == RELAXED else f"{backbone}-{labels}"
-
-
-def split_family_key(key: str) -> tuple[str, str]:
-    """(backbone, set-up name) of a family name: the inverse of `family_key`."""
-    for name in sorted(BACKBONES, key=len, reverse=True):
-        if key == name:
-            return key, RELAXED
-        rest = key.removeprefix(f"{name}-")
-        if rest != key and rest.split("+")[0] in LABEL_KINDS:
-            return name, rest
-    return key, RELAXED
 
 
 @dataclass(frozen=True)
@@ -162,7 +139,7 @@ BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
         ForestBackbone("rf"),
-        *(_allegro(variant, name) for variant, name in ALLEGRO_VARIANTS.items()),
+        *(_allegro(variant, name) for variant, name in ALLEGRO_BACKBONES.items()),
         *(ForestBackbone(name) for name in sorted(REGRESSORS) if name != "rf"),
     )
 }

@@ -613,10 +613,10 @@ class QcapproxApp(App[None]):
                 f"{number(ov.pct_i[i, j], 'percent', 5)}% of Bi, "
                 f"{number(ov.pct_j[i, j], 'percent', 5)}% of Bj"
             )
-            if view.known is not None and view.known_ranks is not None:
-                energy = fam.predictions[:, view.known]
+            if fam.known is not None and fam.known_ranks is not None:
+                energy = fam.known_values
                 text += f"\nknown Sc57{view.dopant}13: " + " │ ".join(
-                    f"{name} {energy[k]:+.3f} eV/atom, rank {view.known_ranks[k]:,.0f}"
+                    f"{name} {energy[k]:+.3f} eV/atom, rank {fam.known_ranks[k]:,.0f}"
                     for name, k in (("@i", i), ("@j", j))
                 )
         self.query_one("#cell-summary", Static).update(text)

@@ -13,67 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qcapprox import analysis
+from qcapprox.analysis import Family, analyse_family
 from qcapprox.tui.format import composition_filter, composition_strings, occupancy_strings
 
 if TYPE_CHECKING:
-    from qcapprox.results import Metrics, Results
+    from qcapprox.results import Results
 
 REFERENCE = analysis.REFERENCE  # index of limit 24, the ground truth of the recall
 SETS = ("both", "only_i", "only_j")
 SORTS = ("E@i", "E@j", "mult", "comp", "id")
-
-
-@dataclass(frozen=True, eq=False)
-class Family:
-    """The below-hull analysis of one family (dopant, backbone) at one threshold (compared
-    by identity: its arrays have no single truth value).
-
-    fraction: |B_k| / n, the share of the n configurations below the threshold;
-    rmse_difference: |RMSE_i - RMSE_j| in eV/atom, the plain form of the SimilarityScore.
-    """
-
-    backbone: str
-    predictions: np.ndarray
-    valid: np.ndarray
-    masks: np.ndarray
-    sizes: np.ndarray
-    fraction: np.ndarray
-    weighted: np.ndarray
-    recall: np.ndarray
-    overlap: analysis.Overlap
-    metrics: Metrics | None
-    rmse: np.ndarray | None
-    similarity: np.ndarray | None
-    rmse_difference: np.ndarray | None
-
-
-def analyse_family(results: Results, dopant: str, backbone: str, threshold: float) -> Family:
-    """Below-hull sets, sizes, recall vs limit 24, pairwise overlaps and test metrics."""
-    pred = results.predictions(dopant, backbone)
-    valid = analysis.available(pred)
-    masks = analysis.below_hull(pred, threshold)
-    metrics = results.metrics(dopant, backbone)
-    rmse = sim = diff = None
-    if metrics is not None:
-        rmse = analysis.rmse(metrics.test_predictions, metrics.test_target)
-        sim = analysis.similarity_score(rmse, metrics.test_mean)
-        diff = analysis.rmse_difference(rmse)
-    sizes = analysis.set_sizes(masks)
-    return Family(
-        backbone=backbone,
-        predictions=pred,
-        valid=valid,
-        masks=masks,
-        sizes=sizes,
-        fraction=np.where(valid, sizes / max(pred.shape[1], 1), np.nan),
-        weighted=analysis.weighted_sizes(masks, results.multiplicity(dopant)),
-        recall=analysis.recall(masks, REFERENCE, valid=valid),
-        overlap=analysis.overlap(masks, valid_i=valid),
-        metrics=metrics,
-        rmse=rmse,
-        similarity=sim,
-        rmse_difference=diff,
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,8 +41,6 @@ class View:
     counts: np.ndarray  # (n, 4) compositions
     subsets: dict[str, np.ndarray] | None  # training subset sizes per limit
     energy_label: str
-    known: int | None = None  # row of the known Sc57M13 phase, if the set holds it
-    known_ranks: np.ndarray | None = None  # its rank per limit in the primary family
 
     @property
     def key(self) -> tuple:
@@ -124,7 +70,6 @@ def compute_view(
         ).diagonal()
     parent = results.parent(dopant)
     a4 = parent.orbit_slices[parent.active_orbits[0]]
-    known = results.known_phase_row(dopant)
     return View(
         dopant=dopant,
         threshold=threshold,
@@ -138,8 +83,6 @@ def compute_view(
         counts=results.composition(dopant),
         subsets=results.subset_sizes(dopant),
         energy_label=results.energy_label(dopant),
-        known=known,
-        known_ranks=None if known is None else analysis.ranks(primary.predictions, known),
     )
 
 

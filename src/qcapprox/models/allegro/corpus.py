@@ -46,13 +46,13 @@ from qcapprox.errors import AllegroError
 from qcapprox.hull import reference_path
 from qcapprox.models.allegro.config import scratch_model
 from qcapprox.models.allegro.inference import MODEL_FILE, finished, model_fields
-from qcapprox.models.allegro.presets import BACKBONES, Preset, get_preset
+from qcapprox.models.allegro.presets import Preset, get_preset
 from qcapprox.models.allegro.runner import Stage, prepare_workdir, train_and_package
 from qcapprox.models.base import card_dir, file_sha256, output_dir, publish
 from qcapprox.paths import DATA_DIR, cache_root
 from qcapprox.settings import DEFAULT_CALCULATOR, SEED
 from qcapprox.store import package_versions
-from qcapprox.words import BUNDLED_DOPANTS
+from qcapprox.words import ALLEGRO_BACKBONES, BUNDLED_DOPANTS
 
 CORPUS_DIR = DATA_DIR / "pretraining"
 DEFAULT_CORPUS = CORPUS_DIR / "sc-m-corpus.extxyz"
@@ -259,7 +259,7 @@ def _shifts(images: Sequence[Atoms], type_names: Sequence[str]) -> tuple[dict[st
 # ----------------------------------------------------------------------------- the corpus model
 def corpus_model_path(preset: str, corpus: Path) -> Path:
     """The corpus model's directory relative to a registry (a user corpus gets its sha)."""
-    root = Path(BACKBONES["pretrained"]) / "corpus"
+    root = Path(ALLEGRO_BACKBONES["pretrained"]) / "corpus"
     if corpus.resolve() == DEFAULT_CORPUS.resolve():
         return root / preset
     return root / f"{preset}-{file_sha256(corpus)[:12]}"
@@ -314,7 +314,7 @@ def pretrain_corpus_model(
         workdir / MODEL_FILE,
     )
     card = {
-        "backbone": BACKBONES["pretrained"],
+        "backbone": ALLEGRO_BACKBONES["pretrained"],
         "role": "corpus model, fine-tuned by every allegro-pretrained member",
         "preset": preset.name,
         "preset_sha256": preset.digest(),

@@ -16,14 +16,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from qcapprox.errors import AllegroError
 from qcapprox.settings import SEED
+from qcapprox.words import ALLEGRO_BACKBONES
 
-#: The variants and the backbone name of each.
-BACKBONES = {
-    "ordinary": "allegro",
-    "sequential": "allegro-sequential",
-    "pretrained": "allegro-pretrained",
-}
-VARIANTS = tuple(BACKBONES)
+#: The variants (`qcapprox.words.ALLEGRO_BACKBONES` names the backbone of each).
+VARIANTS = tuple(ALLEGRO_BACKBONES)
 #: Learning-rate schedules of a stage (`Preset.lr_schedule`).
 LR_SCHEDULES = ("plateau", "cosine")
 #: The cosine schedule anneals to lr / COSINE_FLOOR.
@@ -246,6 +242,6 @@ def get_preset(preset: str | Preset) -> Preset:
 
 def backbone_of(variant: str) -> str:
     """The backbone name of a variant: allegro, allegro-sequential, allegro-pretrained."""
-    if variant not in BACKBONES:
+    if variant not in ALLEGRO_BACKBONES:
         raise AllegroError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    return BACKBONES[variant]
+    return ALLEGRO_BACKBONES[variant]
