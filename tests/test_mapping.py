@@ -20,6 +20,7 @@ from qcapprox.mapping import (
     decode_ids,
     map_relaxations,
     map_store,
+    read_mapping,
 )
 from qcapprox.models.base import Setup, TrainingSet, training_store
 from qcapprox.parent import VACANCY, Parent
@@ -211,7 +212,8 @@ def test_the_depth_design_joins_the_training_rows(tmp_path: Path) -> None:
     from qcapprox.models.base import depth_store
     from qcapprox.paths import DATA_DIR
 
-    training = tmp_path / "sc60pt13.h5"
+    (tmp_path / "training").mkdir()
+    training = tmp_path / "training" / "sc60pt13.h5"
     shutil.copyfile(training_store("Pt"), training)
     extra = DATA_DIR / "benchmark" / "sc60pt13-configurations.h5"
     shutil.copyfile(extra, depth_store(training))
@@ -245,3 +247,27 @@ def test_a_calculator_of_another_set_up(parent_pt: Parent) -> None:
     assert value == pytest.approx(member.predict(parent_pt.known_phase()[None])[0])
     with pytest.raises(Exception, match="set-up"):
         ForestHullCalculator(dopant="Pt", limit=0, labels="relaxed+sometimes")
+
+
+def test_results_carry_what_the_labelled_configurations_relaxed_into(tmp_path: Path) -> None:
+    """A bundle with the training store records, per inference row, what its relaxation in
+    the training store ended in; rows never relaxed are NOT_RELAXED."""
+    from resultsdata import build_store
+
+    from qcapprox.results import NOT_RELAXED, Results, bundle
+
+    (tmp_path / "training").mkdir()
+    training = tmp_path / "training" / "sc60pt13.h5"
+    shutil.copyfile(training_store("Pt"), training)  # no depth store beside the copy
+    out = bundle({"Pt": build_store(tmp_path, "Pt")}, tmp_path / "r.h5", {"Pt": training})
+    with h5py.File(training, "r") as handle:
+        ids = handle["configs/id"][:]
+        into = read_mapping(handle["labels/relaxed"], len(ids)).relaxed_into
+    expected = {}
+    for config, target in zip(ids.tolist(), into.tolist(), strict=True):
+        expected.setdefault(config, target)
+    results = Results(out)
+    relaxed = results.relaxed_into("Pt")
+    inference_ids = results.ids("Pt").tolist()
+    assert [expected.get(c, NOT_RELAXED) for c in inference_ids] == relaxed.tolist()
+    assert 0 < int((relaxed != NOT_RELAXED).sum()) < len(inference_ids)

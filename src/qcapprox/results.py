@@ -18,6 +18,11 @@ Format `qcapprox-results`, schema version 1 (root attributes `format`, `schema_v
     /<dopant>/subsets               optional (13, 4) int64: train, validation, test and total
                                     sizes of every limit's training subset (from the dopant's
                                     labelled training store and its split, when bundled with it)
+    /<dopant>/relaxed_into          optional (n,) int64: for every configuration relaxed in the
+                                    dopant's labelled stores (training store and its depth
+                                    design), the configuration its relaxation ended in
+                                    (`qcapprox.mapping`); UNMAPPABLE (-1) where none matched,
+                                    NOT_RELAXED (-2) for configurations never relaxed
 
 Reading is lazy: opening lists the groups and checks what their metadata can show (every
 top-level group an element symbol, prediction datasets named limit-00 ... limit-24 step 2,
@@ -43,7 +48,9 @@ from ase.data import chemical_symbols
 from qcapprox.datasets import subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
+from qcapprox.mapping import read_mapping
 from qcapprox.models import BACKBONES
+from qcapprox.models.base import depth_store
 from qcapprox.parent import Parent
 from qcapprox.store import (
     _read_parent,
@@ -55,12 +62,14 @@ from qcapprox.store import (
     write_atomically,
     writer_lock,
 )
-from qcapprox.words import LABEL_KINDS, LIMITS, limit_key, split_family_key
+from qcapprox.words import LABEL_KINDS, LIMITS, RELAXED, limit_key, split_family_key
 
 FORMAT = "qcapprox-results"
 SCHEMA_VERSION = 1
 GROUPS = ("parent", "configs", "predictions", "metrics")
 SUBSET_COLUMNS = ("train", "validation", "test", "total")
+#: /<dopant>/relaxed_into of a configuration never relaxed (UNMAPPABLE: relaxed, no match).
+NOT_RELAXED = -2
 METRICS = ("test_rmse", "test_predictions", "test_target")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
 
@@ -99,7 +108,9 @@ def bundle(
     under the writer lock of `out` (a second bundle into it fails at once, naming the
     first). Every store is validated (format, schema, dopant, prediction shapes) first.
     `training` (dopant -> labelled training store) adds /<dopant>/subsets, the sizes of
-    the limit subsets, for the dopants whose training store has its split already.
+    the limit subsets, for the dopants whose training store has its split already, and
+    /<dopant>/relaxed_into, what the configurations relaxed in it (and in its depth design)
+    relaxed into.
     """
     out = Path(out)
     if not stores:
@@ -141,6 +152,11 @@ def _bundle(stores: Mapping[str, Path], out: Path, training: Mapping[str, Path] 
                 for name in GROUPS:
                     if name in src:
                         src.copy(src[name], group, name=name)
+            ids = group["configs/id"][:]
+            relaxed = _relaxed_into(ids, [training[dopant], depth_store(training[dopant])]
+                                    if training and dopant in training else [])  # fmt: skip
+            if relaxed is not None:
+                group["relaxed_into"] = relaxed
             sizes = subsets.get(dopant)
             if sizes is not None:
                 group["subsets"] = sizes
@@ -163,6 +179,30 @@ def _subsets(path: Path, dopant: str) -> np.ndarray | None:
             return None
         rows = subset_sizes(handle["configs/composition"][:], handle["split"][:])
     return np.array([[row[c] for c in SUBSET_COLUMNS] for row in rows], dtype=np.int64)
+
+
+def _relaxed_into(ids: np.ndarray, stores: list[Path]) -> np.ndarray | None:
+    """(n,) what each configuration id relaxed into, from the relaxation maps of the
+    labelled stores that exist (the first store that relaxed an id decides); None when no
+    store holds a map."""
+    out = np.full(len(ids), NOT_RELAXED, dtype=np.int64)
+    found = False
+    for path in stores:
+        if not Path(path).exists():
+            continue
+        with open_store(Path(path)) as handle:
+            group = handle.get(f"labels/{RELAXED}")
+            mapping = None if group is None else read_mapping(group, len(handle["configs/id"]))
+            if mapping is None:
+                continue
+            found = True
+            labelled = handle["configs/id"][:]
+        order = np.argsort(labelled, kind="stable")
+        where = np.searchsorted(labelled[order], ids)
+        where = np.minimum(where, len(labelled) - 1)
+        hit = (labelled[order][where] == ids) & (out == NOT_RELAXED)
+        out[hit] = mapping.relaxed_into[order][where[hit]]
+    return out if found else None
 
 
 @dataclass(frozen=True)
@@ -356,6 +396,23 @@ class Results:
 
         return self._cached(("metrics", dopant, backbone), load)
 
+    def relaxed_into(self, dopant: str) -> np.ndarray | None:
+        """(n,) what each configuration relaxed into where a labelled store relaxed it:
+        a configuration id (its own when it kept its identity), UNMAPPABLE (-1), or
+        NOT_RELAXED (-2); None when the file carries no relaxation maps."""
+        self._check(dopant)
+        group = self._handle[dopant]
+        if "relaxed_into" not in group:
+            return None
+
+        def load() -> np.ndarray:
+            values = group["relaxed_into"][:]
+            if values.size and values.min() < NOT_RELAXED:
+                raise _fault(self.path, group["relaxed_into"], "holds ids below -2")
+            return values
+
+        return self._cached(("relaxed_into", dopant), load)
+
     def subset_sizes(self, dopant: str) -> dict[str, np.ndarray] | None:
         """Training subset sizes per limit (train, validation, test, total) from
         /<dopant>/subsets; None when the file has none (bundled without the training store)."""
@@ -436,6 +493,8 @@ def _check_dopant(group: h5py.Group | h5py.Dataset, path: Path, dopant: str) -> 
         _expect(path, target, (n_test,), "f", "floating point (eV/atom)")
         _expect(path, metrics["test_rmse"], (rows,), "f", "floating point (eV/atom)")
         _expect(path, metrics["test_predictions"], (rows, n_test), "f", "floating point")
+    if "relaxed_into" in group:
+        _expect(path, group["relaxed_into"], (n,), "i", "configuration ids (int64)")
     if "subsets" in group:
         columns = ", ".join(SUBSET_COLUMNS)
         _expect(path, group["subsets"], (rows, 4), "iu", f"integers (limits x {columns})")
