@@ -14,18 +14,23 @@ import h5py
 import matplotlib.image
 import numpy as np
 import pytest
+from resultsdata import FAMILIES as RESULTS_FAMILIES
 from resultsdata import build_store, training_store
 
-from qcapprox.report import write_report
+from qcapprox import analysis
+from qcapprox.report import style, write_report
 from qcapprox.results import LIMITS, Results, bundle
+
+#: The test families: two relaxed ones (allegro without limit 10) and a single-point one.
+FAMILIES = {**RESULTS_FAMILIES, "rf-single-point": ()}
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, Path, list[Path], list[str]]:
-    directory = tmp_path_factory.getbasetemp() / "results"
+    directory = tmp_path_factory.getbasetemp() / "report-results"
     directory.mkdir(exist_ok=True)
     results = bundle(
-        {"Pt": build_store(directory, "Pt")},
+        {"Pt": build_store(directory, "Pt", FAMILIES)},
         directory / "report-results.h5",
         training={"Pt": training_store(directory, "Pt")},
     )
@@ -35,54 +40,136 @@ def report(tmp_path_factory) -> tuple[Path, Path, list[Path], list[str]]:
     return results, out, paths, messages
 
 
+@pytest.fixture(scope="module")
+def svg_report(tmp_path_factory, report) -> tuple[Path, list[Path], list[tuple[int, int]]]:
+    """The same report in SVG only (heatmaps included), with its progress calls."""
+    out = tmp_path_factory.mktemp("svg-report")
+    calls: list[tuple[int, int]] = []
+    paths = write_report(
+        report[0], out, formats=("svg",), progress=lambda done, total: calls.append((done, total))
+    )
+    return out, paths, calls
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path) as handle:
         return list(csv.DictReader(handle))
 
 
+LINE_FIGURES = (
+    "Pt-subset-sizes",
+    "Pt-relaxed-histogram",
+    "Pt-relaxed-rmse",
+    "Pt-relaxed-predictions",
+    "Pt-relaxed-recall",
+    "Pt-single-point-histogram",
+    "Pt-single-point-recall",
+    "rmse-boxplots-relaxed",
+    "rmse-boxplots-single-point",
+    "recall-rf",
+    "recall-allegro",
+    "recall-rf-single-point",
+)
+HEATMAPS = tuple(f"Pt-{family}-{kind}" for family in FAMILIES for kind in ("similarity", "overlap"))
+
+
 def test_figures_written(report) -> None:
+    """Line and box figures in PNG and SVG, heatmaps (an image) in PNG only, every one
+    with its CSV; relaxed and single-point families in separate figures."""
     _, out, paths, messages = report
     names = {p.name for p in paths}
-    for stem in (
-        "Pt-subset-sizes",
-        "Pt-histogram",
-        "Pt-rmse",
-        "rmse-boxplots",
-        "Pt-predictions",
-        "Pt-recall",
-        "Pt-rf-similarity",
-        "Pt-allegro-similarity",
-        "Pt-rf-overlap",
-        "Pt-allegro-overlap",
-        "recall-rf",
-        "recall-allegro",
-    ):
-        assert {f"{stem}.png", f"{stem}.svg"} <= names, stem
+    for stem in LINE_FIGURES:
+        assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= names, stem
+    for stem in HEATMAPS:
+        assert {f"{stem}.png", f"{stem}.csv"} <= names and f"{stem}.svg" not in names, stem
     assert all(p.exists() and p.parent == out for p in paths)
     image = matplotlib.image.imread(out / "Pt-rf-overlap.png")
     assert image.ndim == 3 and image.shape[0] > 500
-    svg = (out / "Pt-rmse.svg").read_text()
+    svg = (out / "Pt-relaxed-rmse.svg").read_text()
     assert "CHGNet stand-in labels" in svg and "DFT" not in svg
-    assert "CHGNet stand-in labels" in (out / "Pt-rf-overlap.svg").read_text()
+    assert {r["backbone"] for r in read_csv(out / "Pt-relaxed-rmse.csv")} == {"rf", "allegro"}
+    single = {r["backbone"] for r in read_csv(out / "Pt-single-point-recall.csv")}
+    assert single == {"rf-single-point"}
     assert messages == []  # nothing skipped
     text = (out / "report.md").read_text()
     assert "- nothing" in text
-    for path in paths:  # report.md embeds every PNG figure
+    for path in paths:  # report.md embeds every figure once, as PNG
         if path.suffix == ".png":
             assert f"]({path.name})" in text, path.name
+    captions = re.findall(r"!\[([^\]]*)\]", text)
+    assert all("CHGNet stand-in labels" in c for c in captions if "subdataset" not in c)
+    assert "DFT" not in " ".join(captions)
 
 
-def test_readable_at_print_size(report) -> None:
-    """At most 7.2 in wide (a printed page) and no text below 6.5 pt at that size."""
-    paths = report[2]
-    for path in paths:
-        if path.suffix != ".svg":
-            continue
+def test_files_complete(report, svg_report) -> None:
+    """Every file the report returns is whole: images decode, SVGs parse, CSV tables have
+    their rows; no temporary file is left."""
+    from xml.etree import ElementTree
+
+    for out, paths in ((report[1], report[2]), (svg_report[0], svg_report[1])):
+        assert sorted(out.iterdir()) == sorted(paths)
+        for path in paths:
+            if path.suffix == ".png":
+                assert matplotlib.image.imread(path).size
+            elif path.suffix == ".svg":
+                assert ElementTree.parse(path).getroot().tag.endswith("svg")
+            elif path.suffix == ".csv":
+                assert read_csv(path), path.name
+        assert paths[-1].name == "report.md"
+
+
+def test_progress_counts_up_to_total(svg_report) -> None:
+    """progress(done, total): once per figure and once for report.md, done increasing by
+    one up to total."""
+    _, paths, calls = svg_report
+    total = calls[0][1]
+    assert [done for done, _ in calls] == list(range(1, total + 1))
+    assert {t for _, t in calls} == {total}
+    figures = {p.stem for p in paths if p.suffix == ".svg"}
+    assert total == len(figures) + 1
+
+
+def test_interrupted_report_leaves_no_partial_file(tmp_path: Path, report, monkeypatch) -> None:
+    """A report that fails midway (here the 7th figure cannot be rendered) leaves only
+    whole files behind, and no report.md."""
+    calls = {"n": 0}
+    render = style.figure_bytes
+
+    def failing(figure, fmt: str) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt  # as a user pressing Ctrl-C
+        return render(figure, fmt)
+
+    monkeypatch.setattr(style, "figure_bytes", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(report[0], tmp_path, formats=("png", "svg"))
+    left = sorted(tmp_path.iterdir())
+    assert left and not (tmp_path / "report.md").exists()
+    assert not [p for p in left if p.suffix not in (".png", ".svg", ".csv")]
+    for path in left:
+        if path.suffix == ".png":
+            assert matplotlib.image.imread(path).size
+        elif path.suffix == ".csv":
+            assert read_csv(path)
+    stems = {p.stem for p in left}
+    assert all((tmp_path / f"{stem}.csv").exists() for stem in stems)
+
+
+def test_readable_at_print_size(report, svg_report) -> None:
+    """At most 7.2 in wide (a printed page) and no text below 6.5 pt at that size, in the
+    line figures and in the heatmaps (written as SVG on request)."""
+    svgs = [p for p in report[2] + svg_report[1] if p.suffix == ".svg"]
+    assert {p.stem for p in svgs} >= set(HEATMAPS)
+    for path in svgs:
         svg = path.read_text()
         width = float(re.search(r'width="([\d.]+)pt"', svg).group(1))
         assert width <= 7.2 * 72 + 1, path.name
         sizes = [float(x) for x in re.findall(r"font-size: ([\d.]+)px", svg)]
         assert sizes and min(sizes) >= 6.5, (path.name, min(sizes))
+    overlap = (svg_report[0] / "Pt-rf-overlap.svg").read_text()
+    size = read_csv(svg_report[0] / "Pt-rf-overlap.csv")[0]["both"]  # |B_0|, on the diagonal
+    assert f">{size}</text>" in overlap  # the numbers are written in the cells
 
 
 def test_empty_sets_said_and_no_warnings(tmp_path: Path, report) -> None:
@@ -90,18 +177,16 @@ def test_empty_sets_said_and_no_warnings(tmp_path: Path, report) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         paths = write_report(results, tmp_path, threshold=-1.0, formats=("svg",))
-    overlap = (tmp_path / "Pt-rf-overlap.svg").read_text()
-    assert "empty: no configuration below the threshold" in overlap
-    assert (
-        "empty: no configuration below the threshold"
-        in (tmp_path / "Pt-predictions.svg").read_text()
-    )
-    recall = (tmp_path / "Pt-recall.svg").read_text()
-    assert "B24 empty" in recall and "recall = 1, the study" in recall
-    values = {r["recall_vs_24"] for r in read_csv(tmp_path / "Pt-recall.csv")}
+    assert not (tmp_path / "Pt-rf-overlap.svg").exists()  # one sentence in report.md
+    predictions = (tmp_path / "Pt-relaxed-predictions.svg").read_text()
+    assert "empty: no configuration below the threshold" in predictions
+    recall = (tmp_path / "Pt-relaxed-recall.svg").read_text()
+    assert "B24 empty" in recall and "recall 1 by convention" in recall
+    values = {r["recall_vs_24"] for r in read_csv(tmp_path / "Pt-relaxed-recall.csv")}
     assert values == {"1.0", "nan"}  # nan: allegro has no limit 10
     text = (tmp_path / "report.md").read_text()
     assert "the study's convention" in text and len(paths) > 10
+    assert "Sc-Pt rf (CHGNet stand-in labels): every below-hull set is empty below" in text
 
 
 def test_numbers_equal_independent_counts(report) -> None:
@@ -119,12 +204,12 @@ def test_numbers_equal_independent_counts(report) -> None:
         assert float(row["jaccard"]) == pytest.approx(
             len(sets[i] & sets[j]) / len(sets[i] | sets[j])
         )
-    recall = [r for r in read_csv(out / "Pt-recall.csv") if r["backbone"] == "rf"]
+    recall = [r for r in read_csv(out / "Pt-relaxed-recall.csv") if r["backbone"] == "rf"]
     for k, row in enumerate(recall):
         assert float(row["below_hull"]) == len(sets[k])
         assert float(row["below_hull_weighted"]) == sum(int(mult[c]) for c in sets[k])
         assert float(row["recall_vs_24"]) == pytest.approx(len(sets[k] & sets[12]) / len(sets[12]))
-    rmse = [r for r in read_csv(out / "Pt-rmse.csv") if r["backbone"] == "allegro"]
+    rmse = [r for r in read_csv(out / "Pt-relaxed-rmse.csv") if r["backbone"] == "allegro"]
     for k, row in enumerate(rmse):
         expected = np.sqrt(np.mean((metrics.test_predictions[k] - metrics.test_target) ** 2))
         if k == 5:  # allegro has no limit 10
@@ -162,8 +247,8 @@ def test_missing_data_is_skipped_and_said(tmp_path: Path, report) -> None:
     messages: list[str] = []
     paths = write_report(bare, tmp_path / "out", formats=("svg",), log=messages.append)
     names = {p.name for p in paths}
-    assert "Pt-subset-sizes.svg" not in names and "Pt-rmse.svg" not in names
-    assert "Pt-rf-overlap.svg" in names and "Pt-recall.svg" in names
+    assert "Pt-subset-sizes.svg" not in names and "Pt-relaxed-rmse.svg" not in names
+    assert "Pt-rf-overlap.svg" in names and "Pt-relaxed-recall.svg" in names
     assert any("subset sizes" in m and "skipped" in m for m in messages)
     assert any("test RMSE" in m for m in messages)
     text = (tmp_path / "out" / "report.md").read_text()
@@ -176,7 +261,7 @@ def test_family_table_in_report_md(report) -> None:
     rows = {
         line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
         for line in text.splitlines()
-        if line.startswith("| ") and not line.startswith("| figure")
+        if line.startswith("| ") and not line.startswith("| quantity")
     }
     with Results(results) as res:
         pred = res.predictions("Pt", "allegro")
@@ -222,18 +307,20 @@ def test_similarity_boxplots_and_predictions_csv(report) -> None:
         assert float(row["abs_rmse_difference_eV_per_atom"]) == pytest.approx(diff)
         mean = metrics["rf"].test_target.mean()
         assert float(row["similarity_score"]) == pytest.approx(1 - diff / mean)
-    boxes = {r["backbone"]: r for r in read_csv(out / "rmse-boxplots.csv") if r["dopant"] == "Pt"}
+    boxes = {
+        r["backbone"]: r for r in read_csv(out / "rmse-boxplots-relaxed.csv") if r["dopant"] == "Pt"
+    }
     allegro = rmse["allegro"][np.isfinite(rmse["allegro"])]
     assert int(boxes["allegro"]["n_limits"]) == 12  # no limit 10
     assert float(boxes["allegro"]["median"]) == pytest.approx(np.median(allegro))
     assert float(boxes["rf"]["q3"]) == pytest.approx(np.percentile(rmse["rf"], 75))
-    rows = [r for r in read_csv(out / "Pt-predictions.csv") if r["backbone"] == "allegro"]
+    rows = [r for r in read_csv(out / "Pt-relaxed-predictions.csv") if r["backbone"] == "allegro"]
     assert [int(r["limit"]) for r in rows] == [x for x in LIMITS if x != 10]
     for row in rows:
         k = LIMITS.index(int(row["limit"]))
         assert float(row["median"]) == pytest.approx(np.median(pred[k]))
         assert int(row["below_hull"]) == int((pred[k] < 0).sum())
-    hist = [r for r in read_csv(out / "Pt-histogram.csv") if r["series"].startswith("rf")]
+    hist = [r for r in read_csv(out / "Pt-relaxed-histogram.csv") if r["series"].startswith("rf")]
     with Results(results) as res:
         rf24 = res.predictions("Pt", "rf")[12]
     assert sum(int(r["count"]) for r in hist) == len(rf24)
@@ -337,3 +424,66 @@ def test_known_phase_against_the_reference_sets(report) -> None:
     shift = full.hull_energy(x) - reported.hull_energy(x)
     assert float(table["rf"][1]) == pytest.approx(value + shift, abs=5e-5)
     assert shift < 0  # the full set's hull is lower at Sc57Pt13's composition
+
+
+def table(text: str, heading: str) -> list[list[str]]:
+    """The rows (cells) of the Markdown table under `heading` in report.md."""
+    lines = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break
+        rows.append(line[2:-2].split(" | "))
+    return rows
+
+
+def test_report_numbers_are_the_family_analysis(report) -> None:
+    """report.md's tables show exactly analysis.Family's numbers (bias, set sizes, recall,
+    the known phase's value and rank) and analysis.robustness's ranking, with vacuous
+    limit-24 sets flagged."""
+    results, out, _, _ = report
+    text = (out / "report.md").read_text()
+    with Results(results) as res:
+        families = {b: analysis.analyse_family(res, "Pt", b, 0.0) for b in res.backbones("Pt")}
+    rows = {r[0]: r[1:] for r in table(text, "### relaxed families: figures per limit")}
+    rows |= {r[0]: r[1:] for r in table(text, "### single-point families: figures per limit")}
+
+    def same(cells: list[str], values: np.ndarray, digits: int) -> None:
+        for cell, value in zip(cells, values, strict=True):
+            if np.isfinite(value):
+                assert float(cell.replace(",", "")) == pytest.approx(value, abs=10**-digits)
+            else:
+                assert cell == "-"
+
+    for name, f in families.items():
+        same(rows[f"{name} mean signed test error eV/atom"][:13], f.bias, 4)
+        same(rows[f"{name} test RMSE eV/atom"][:13], f.rmse, 4)
+        same(rows[f"{name} recall vs 24"][:13], f.recall, 2)
+        same(rows[f"{name} below-hull set size"][:13], np.where(f.valid, f.sizes, np.nan), 0)
+        same(rows[f"{name} Sc57Pt13 E above hull eV/atom"][:13], f.known_values, 4)
+        same(rows[f"{name} Sc57Pt13 rank of {f.n:,}"][:13], f.known_ranks, 0)
+    ranked = table(text, "### relaxed families: robustness")
+    expected = analysis.robustness([families["rf"], families["allegro"]])
+    assert [r[1] for r in ranked] == [e.backbone for e in expected]
+    for cells, r in zip(ranked, expected, strict=True):
+        assert int(cells[2].replace(",", "")) == r.reference_size
+        assert float(cells[3]) == pytest.approx(r.mean_recall, abs=1e-3)
+        assert float(cells[7].replace(",", "")) == r.known_rank
+        assert ("B24 empty" in cells[8]) == r.vacuous
+
+
+def test_vacuous_recall_flagged_in_robustness(tmp_path: Path, report) -> None:
+    """At a threshold where only some limit-24 sets are empty, those families are ranked
+    last in the robustness table and flagged; their recall lines are marked as vacuous."""
+    results = report[0]
+    with Results(results) as res:
+        low = {b: float(np.nanmin(res.predictions("Pt", b)[12])) for b in ("rf", "allegro")}
+    threshold = (low["rf"] + low["allegro"]) / 2  # B24 empty for the higher one only
+    write_report(results, tmp_path, threshold=threshold, formats=("svg",))
+    ranked = table((tmp_path / "report.md").read_text(), "### relaxed families: robustness")
+    empty = max(low, key=low.get)
+    assert ranked[-1][1] == empty and "B24 empty" in ranked[-1][8]
+    assert "B24 empty" not in ranked[0][8]
+    recall = (tmp_path / "Pt-relaxed-recall.svg").read_text()
+    assert f"{empty}, B24 empty" in recall and "recall 1 by convention" in recall
