@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench relabel depth families results clean
+.PHONY: demo test lint bench docs relabel depth families results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/enumeration.py
 
+# The docs site (mkdocs.yml, docs/) into site/; any warning fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 # qcapprox.words.BUNDLED_DOPANTS in the order the issues relabel them, and the training
 # store of dopant $$m in a loop.
 DOPANTS := Pt Rh Pd Ir
@@ -41,7 +45,7 @@ relabel: $(STAMP)
 	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
 	  from=; [ $$s = $(START_FROM) ] || from="--start-from $(START_FROM)"; \
-	  $(VENV)/bin/qcapprox label $$s --relax $$from || exit $$?; \
+	  $(VENV)/bin/qcapprox label $$s --labels relaxed $$from || exit $$?; \
 	done
 
 # The configuration benchmark's held-out sets (enumeration/configurations.toml, every
@@ -59,7 +63,7 @@ depth: $(STAMP)
 	  test -f $$s || $(VENV)/bin/qcapprox enumerate enumeration/$$r.toml -d $$m -o $$s || exit $$?; \
 	  if $(RELAXED_DONE) $$s; then echo "$$s: relaxed labels done"; continue; fi; \
 	  from=; [ $$m = Pt ] || from="--start-from $$src"; \
-	  $(VENV)/bin/qcapprox label $$s --relax $$from || exit $$?; \
+	  $(VENV)/bin/qcapprox label $$s --labels relaxed $$from || exit $$?; \
 	done; done
 
 # The bundled families on the relaxed labels of every set whose relabeling is done: the RF

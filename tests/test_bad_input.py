@@ -345,13 +345,15 @@ CASES = [
      text("x.cif", "data_x\n")),
     ("report-under-file", ["report", "r.h5", "-o", "x.cif/figures"],
      "--out x.cif/figures lies under the file x.cif", text("x.cif", "data_x\n")),
-    ("references-out-dir-file", ["references", "-d", "Pt", "--out-dir", "x.cif"],
-     "--out-dir x.cif is a file: give a directory (nothing was done)", text("x.cif", "data_x\n")),
-    ("references-under-file", ["references", "-d", "Pt", "--out-dir", "x.cif/refs"],
-     "--out-dir x.cif/refs lies under the file x.cif", text("x.cif", "data_x\n")),
-    ("screen-out-dir-file", ["screen", "-d", "Os", "--yes", "--out-dir", "x.cif"],
-     "--out-dir x.cif is a file", text("x.cif", "data_x\n")),
-    ("demo-out-dir-file", ["demo", "--out-dir", "x.cif"], "--out-dir x.cif is a file",
+    ("references-out-dir-file", ["references", "-d", "Pt", "-o", "x.cif"],
+     "--out x.cif is a file: give a directory (nothing was done)", text("x.cif", "data_x\n")),
+    ("references-under-file", ["references", "-d", "Pt", "-o", "x.cif/refs"],
+     "--out x.cif/refs lies under the file x.cif", text("x.cif", "data_x\n")),
+    ("screen-out-dir-file", ["screen", "-d", "Os", "--yes", "-o", "x.cif"],
+     "--out x.cif is a file", text("x.cif", "data_x\n")),
+    ("screen-out-dir-missing", ["screen", "-d", "Os", "--yes", "-o", "no"],
+     "--out no: no such directory", None),
+    ("demo-out-dir-file", ["demo", "-o", "x.cif"], "--out x.cif is a file",
      text("x.cif", "data_x\n")),
     ("info-missing", ["info", "missing.h5"], "missing.h5: no such file", None),
     ("rehull-unlabelled", ["rehull", STORE], "has no labels: nothing to recompute", None),
@@ -594,7 +596,7 @@ def test_large_recipe_runs_with_force_only(work: Path, capsys) -> None:
     (work / "bad.toml").write_text(ORBITS)
     before = files(work)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("qcapprox.cli.MAX_CONFIGURATIONS", 100)
+        mp.setattr("qcapprox.cli.store.MAX_CONFIGURATIONS", 100)
         assert "more than the limit of 100 configurations" in refused(ENUMERATE, capsys)
         assert files(work) == before
         with pytest.raises(SystemExit) as exit_info:

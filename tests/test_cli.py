@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from ase.io import read, write
 from labelers import lennard_jones
 from typer.testing import CliRunner
 
-from qcapprox.cli import app
+from qcapprox.cli import app, main
 from qcapprox.parent import Parent
 from qcapprox.paths import RECIPES_DIR
 from qcapprox.store import Store
@@ -83,7 +86,122 @@ def test_help_shows_no_type_beside_flags() -> None:
         result = runner.invoke(app, args, terminal_width=100)
         assert result.exit_code == 0 and "<bool>" not in result.output, args
     text = runner.invoke(app, ["label", "--help"], terminal_width=100).output
-    assert "--single-point" in text and "<float>" in text
+    assert "--labels" in text and "<float>" in text
+    assert "--relax" not in text and "--single-point" not in text  # the old spelling, hidden
+
+
+def _commands() -> dict:
+    """Every click command of the command line by its path ('enumerate', 'labels drop')."""
+    import typer.main
+
+    found, todo = {}, [("", typer.main.get_command(app))]
+    while todo:
+        path, group = todo.pop()
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                todo.append((f"{path}{name} ", command))
+            else:
+                found[f"{path}{name}"] = command
+    return found
+
+
+#: The commands that choose a label set, and those that write an output.
+LABEL_SET_COMMANDS = {"label", "screen", "train", "predict", "import-energies", "labels drop"}
+OUTPUT_COMMANDS = {"enumerate", "export", "references", "corpus", "bundle", "screen", "demo",
+                   "tui", "report"}  # fmt: skip
+
+
+def test_every_label_set_is_chosen_with_labels(capsys) -> None:
+    """`--labels relaxed|single-point` wherever a label set is chosen; the old spellings
+    (`--relax/--single-point`, `--out-dir`, `--export-dir`) are gone from the help."""
+    commands = _commands()
+    with_labels = {n for n, c in commands.items() if any("--labels" in p.opts for p in c.params)}
+    assert with_labels == LABEL_SET_COMMANDS
+    arguments = {"label": ["x.h5"], "screen": ["-d", "Os"], "train": ["rf", "-d", "Pt"],
+                 "predict": ["x.h5"], "import-energies": ["x.h5", "e.xyz"],
+                 "labels drop": ["x.h5"]}  # fmt: skip
+    for name, args in arguments.items():
+        with pytest.raises(SystemExit) as exit_:
+            main([*name.split(), *args, "--labels", "dft"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "'dft' is not one of 'relaxed', 'single-point'" in err
+    shown = {
+        opt for c in commands.values() for p in c.params if not getattr(p, "hidden", False)
+        for opt in (*p.opts, *p.secondary_opts)
+    }  # fmt: skip
+    assert not {"--relax", "--single-point", "--out-dir", "--export-dir"} & shown
+
+
+def test_old_label_flags_still_parse() -> None:
+    """The hidden `--relax/--single-point` of label and screen (scripts written before
+    `--labels`) choose the same label sets, and refuse to contradict `--labels`."""
+    from qcapprox.cli.options import labels_of
+    from qcapprox.errors import QcapproxError
+
+    assert labels_of("relaxed", None) == "relaxed"
+    assert labels_of("single-point", None) == "single-point"
+    assert labels_of("relaxed", True) == "relaxed"
+    assert labels_of("relaxed", False) == "single-point"
+    with pytest.raises(QcapproxError, match="--labels single-point and --relax disagree"):
+        labels_of("single-point", True)
+    result = runner.invoke(app, ["label", "missing.h5", "--relax"])
+    assert "No such option" not in result.output and "no such file" in str(result.exception)
+
+
+def test_every_output_is_o_out() -> None:
+    """Every command that writes a file or a directory takes it with -o/--out."""
+    commands = _commands()
+    with_out = {n for n, c in commands.items() if any("-o" in p.opts for p in c.params)}
+    assert with_out == OUTPUT_COMMANDS
+    for name in OUTPUT_COMMANDS:
+        param = next(p for p in commands[name].params if "-o" in p.opts)
+        assert sorted(param.opts) == ["--out", "-o"], name
+
+
+def test_progress_is_logged_when_not_a_terminal(tmp_path) -> None:
+    """Output to a pipe or a file: no bars, no escape sequences, but log lines with counts,
+    share and ETA (every 5 % at most), the last with the time taken; stderr stays empty."""
+    recipe = RECIPES_DIR / "inference-a4.toml"
+    command = [sys.executable, "-m", "qcapprox", "enumerate", str(recipe), "-d", "Rh"]
+    out = subprocess.run([*command, "-o", "rh.h5"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert "\x1b" not in out.stdout
+    lines = [line for line in out.stdout.splitlines() if "enumerate rh.h5: " in line]
+    assert 1 < len(lines) <= 21, out.stdout
+    pattern = r"enumerate rh\.h5: \d+/91 compositions \(\d+ %\), [\d,]+ configurations, ETA \d+"
+    assert all(re.search(pattern, line) for line in lines[:-1]), lines
+    assert re.search(r"91/91 compositions \(100 %\), 15,327 configurations, done in", lines[-1])
+    assert out.stdout.splitlines()[-1].startswith("rh.h5: 15,327 configurations (Im-3")
+
+
+def test_warnings_are_shown_once(capsys) -> None:
+    """A warning repeated by every structure is shown once (each distinct one), as a log
+    line beside the progress lines; the dask workers' ones (sent by their preload) too."""
+    from qcapprox.cli.progress import WARNINGS_TOPIC, Board, dask_setup
+
+    with Board() as board:
+        warnings.simplefilter("always")  # every call reaches the board (restored on exit)
+        step = board.step("work", "items")
+        for done in range(1, 6):
+            warnings.warn("torch says so", UserWarning, stacklevel=1)
+            warnings.warn("something else", RuntimeWarning, stacklevel=1)
+            step(done, 5)
+
+        events: list[tuple[str, dict]] = []
+        worker = SimpleNamespace(log_event=lambda topic, msg: events.append((topic, msg)))
+        with warnings.catch_warnings():
+            dask_setup(worker)
+            for _ in range(3):
+                warnings.warn("from a worker", UserWarning, stacklevel=1)
+        assert [(topic, msg["message"]) for topic, msg in events] == [
+            (WARNINGS_TOPIC, "from a worker")
+        ]
+        for _ in range(2):  # two workers send it
+            board.warn_once(events[0][1]["category"], events[0][1]["message"], "dask worker")
+    out = capsys.readouterr().out
+    assert out.count("torch says so") == 1 and out.count("something else") == 1
+    assert out.count("from a worker") == 1
+    assert "UserWarning: torch says so" in out and "work: 5/5 items (100 %), done in" in out
 
 
 def test_tui_refuses_a_missing_file_before_the_ui_starts(tmp_path) -> None:
@@ -101,7 +219,6 @@ def test_tui_refuses_a_foreign_file_without_starting(tmp_path, monkeypatch, caps
     with a line naming it before the app runs; so is a threshold that is not finite."""
     import h5py
 
-    from qcapprox.cli import main
     from qcapprox.tui.app import QcapproxApp
 
     path = tmp_path / "foreign.h5"
@@ -207,7 +324,7 @@ def test_demo_table_at_limit_24(results_path) -> None:
     from rich.console import Console
 
     from qcapprox.analysis import SLIGHTLY_POSITIVE
-    from qcapprox.cli import demo_table
+    from qcapprox.cli.screen import demo_table
     from qcapprox.results import Results
     from qcapprox.words import RELAXED
 
@@ -235,6 +352,36 @@ def test_demo_table_at_limit_24(results_path) -> None:
     with Results(results_path) as res:
         below = any((res.predictions(d, "rf") < 0).any() for d in dopants)
     assert any_below == below
+
+
+def test_demo_pipeline_on_one_dopant(tmp_path) -> None:
+    """`qcapprox demo`'s pipeline (qcapprox.inference) on Rh and a small recipe: the store
+    enumerated, predicted by the shipped RF family at all 13 limits, bundled; each step
+    reports its progress."""
+    from qcapprox.inference import inference_store, screen_bundled
+    from qcapprox.results import Results
+
+    (tmp_path / "small.toml").write_text(
+        'name = "small"\nmode = "random"\nseed = 5\nrealizations = 2\n'
+        '[orbits.A4]\nspecies = ["Sc", "M", "vacancy"]\nstep = 4\n'
+    )
+    reports: dict[str, tuple[int, int]] = {}
+
+    def step(name: str):
+        return lambda done, total: reports.__setitem__(name, (done, total))
+
+    run = screen_bundled(tmp_path / "runs", step, dopants=("Rh",), recipe=tmp_path / "small.toml")
+    store = inference_store(tmp_path / "runs", "Rh")
+    assert run.families == {"Rh": "rf"} and run.skipped == ()
+    assert run.results == tmp_path / "runs" / "sc60m13-inference.h5"
+    with Results(run.results) as res:
+        assert res.dopants == ("Rh",)
+        predictions = res.predictions("Rh", "rf")
+    assert predictions.shape == (13, len(Store(store))) and np.isfinite(predictions).all()
+    assert reports == {
+        "enumerate sc60rh13-inference-a4.h5": (10, 10),
+        "predict rf Sc60Rh13 (first use trains)": (13, 13),
+    }
 
 
 def _structures(path, store: Store, rows_energies) -> None:

@@ -367,17 +367,19 @@ def test_crystal_graph_equals_chgnet_converter(cell: str) -> None:
 
 
 def test_cli_label_logs_progress_lines_when_not_a_terminal(tiny: Path, dask_scheduler: str) -> None:
-    """A background run (output to a file) gets plain progress lines with rate and time
-    left, and the summary; the labels are written."""
+    """A background run (output to a file) gets plain progress lines with counts and time
+    left (here: the time taken), and the summary; the labels are written."""
     from typer.testing import CliRunner
 
     from qcapprox.cli import app
 
-    args = ["label", str(tiny), "--single-point", "--calculator", LJ, "--scheduler", dask_scheduler]
+    args = ["label", str(tiny), "--labels", "single-point", "--calculator", LJ,
+            "--scheduler", dask_scheduler]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     n = len(Store(tiny))
-    assert f"labeling {n:,}/{n:,}: " in result.output and "structures/h" in result.output
+    line = f"label {tiny.name} (single-point): {n:,}/{n:,} structures (100 %), done in "
+    assert line in result.output
     text = " ".join(result.output.split())  # the summary wraps at the console's width
     assert f"{n:,} configurations" in text and "0 failed, 0 unconverged" in text
     assert Store(tiny).label_set("single-point").usable.all()

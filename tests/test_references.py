@@ -69,7 +69,7 @@ def test_build_is_resumable_and_found_by_the_hull(tmp_path, monkeypatch) -> None
 )
 def test_bad_metals_are_one_line_errors(dopant, message, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as stop:
-        main(["references", "--dopant", dopant, "--out-dir", str(tmp_path)])
+        main(["references", "--dopant", dopant, "-o", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0 and message in err, err
     assert list(tmp_path.iterdir()) == []

@@ -83,9 +83,9 @@ def test_screen_a_new_dopant_end_to_end(
     out = tmp_path / "out"
     out.mkdir()
     args = [
-        "screen", "--dopant", "Os", "--single-point", "--calculator", LJ, "--yes",
+        "screen", "--dopant", "Os", "--labels", "single-point", "--calculator", LJ, "--yes",
         "--design", str(tmp_path / "design.toml"), "--inference", str(tmp_path / "inference.toml"),
-        "--limits", "0,24", "--scheduler", dask_scheduler, "--out-dir", str(out),
+        "--limits", "0,24", "--scheduler", dask_scheduler, "-o", str(out),
     ]  # fmt: skip
     with pytest.raises(SystemExit) as stop:
         main(args)
@@ -157,7 +157,7 @@ def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> N
     before = contents(user)
     with pytest.raises(SystemExit) as stop:
         main(["screen", "-d", "Os", "--design", str(tmp_path / "design.toml"), "--yes",
-              "--out-dir", str(tmp_path)])  # fmt: skip
+              "-o", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and "needs a [test] table" in err and "\n" not in err
     assert contents(user) == before and before  # the references copied in, nothing else
@@ -166,10 +166,10 @@ def test_screen_refuses_a_design_without_a_test_set(tmp_path, user, capsys) -> N
 def test_known_phase_line_of_the_bundled_results() -> None:
     """The screen's summary line on the bundled results: limit 24's counts and the rank of
     Sc57Pt13, recomputed here from the predictions."""
-    from qcapprox.cli import _known_phase_line
+    from qcapprox.cli.screen import known_phase_line
     from qcapprox.paths import BUNDLED_RESULTS
 
-    line = _known_phase_line(BUNDLED_RESULTS, "Pt", SINGLE_POINT)
+    line = known_phase_line(BUNDLED_RESULTS, "Pt", SINGLE_POINT)
     with Results(BUNDLED_RESULTS) as res:
         e = res.predictions("Pt", "rf-single-point")[-1]
         known = res.known_phase_row("Pt")
@@ -191,7 +191,7 @@ def test_screen_relaxations_start_from_a_relaxed_store(
     (tmp_path / "inference.toml").write_text(INFERENCE)
     common = ["-d", "Os", "--calculator", LJ, "--yes", "--design", str(tmp_path / "design.toml"),
               "--inference", str(tmp_path / "inference.toml"), "--limits", "24", "--fmax", "0.2",
-              "--scheduler", dask_scheduler, "--out-dir", str(tmp_path)]  # fmt: skip
+              "--scheduler", dask_scheduler, "-o", str(tmp_path)]  # fmt: skip
     assert run(["screen", "--start-from", "parent", *common]) == 0
     source, again = user / "training" / "sc60os13.h5", tmp_path / "again.h5"
     capsys.readouterr()
