@@ -16,7 +16,7 @@ structure, relaxation), read by :meth:`qcapprox.hull.Hull.load`. A build is resu
 idempotent: phases already in the file are skipped and the file is rewritten atomically
 after every phase, in catalogue order; no timings or dates go into it, so the same labeler
 gives the same bytes. The four bundled sets (data/references/) were built this way with
-CHGNet (``qcapprox references --dopant Pt --out-dir data/references`` and so on).
+CHGNet (``qcapprox references --dopant Pt --out data/references`` and so on).
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def _load(path: Path, dopant: str, labeler: str, settings: dict) -> dict:
     if (data.get("labeler"), data.get("settings")) != (labeler, settings):
         raise HullError(
             f"{path}: was built with {data.get('labeler')!r}, not {labeler!r} and these "
-            "settings; choose another --out-dir (nothing was changed)"
+            "settings; choose another --out (nothing was changed)"
         )
     return data
 

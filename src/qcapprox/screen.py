@@ -127,7 +127,7 @@ class Screen:
                 "screen with the other label set or label it first"
             )
         if not Path(self.out_dir).is_dir():
-            raise QcapproxError(f"--out-dir {self.out_dir} does not exist")
+            raise QcapproxError(f"--out {self.out_dir}: no such directory")
         if self.start_from is not None and self.relaxation is not None:
             Store(self.start_from).label_set(RELAXED)  # a store with relaxed geometries
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -38,8 +37,7 @@ def report(
     check_out_dir(out)
     with Board() as board:
         step = board.step(f"report {results.name}", "steps")
-        # `progress` is new in write_report: passed once it takes it
-        takes = "progress" in inspect.signature(write_report).parameters
-        files = write_report(results, out, threshold=threshold, log=console.print,
-                             **({"progress": step} if takes else {}))  # fmt: skip
+        files = write_report(
+            results, out, threshold=threshold, log=console.print, progress=step
+        )
     console.print(f"{out}: {len(files)} files (energies: CHGNet stand-in labels)")
