@@ -52,6 +52,9 @@ class AllegroHullCalculator(HullCalculator):
     variant : str
         "ordinary" (one training stage), "sequential" (A5-defect rows, then fine-tuned on
         A5-pristine rows; the default) or "pretrained" (the Sc-M corpus model fine-tuned).
+
+    Other Parameters
+    ----------------
     labels : str
         The label set the member was trained on: "relaxed" (the target; default) or
         "single-point" (energies at the parent geometry, the cheaper screen).

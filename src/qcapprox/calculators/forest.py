@@ -31,6 +31,9 @@ class ForestHullCalculator(HullCalculator):
     limit : int
         The member's training subset: the largest number of A5 defects (vacancies + M)
         among its training configurations, one of 0, 2, ..., 24 (default 24).
+
+    Other Parameters
+    ----------------
     labels : str
         The label set the member is trained on: "relaxed" (the target; default) or
         "single-point" (energies at the parent geometry, the cheaper screen), or a
