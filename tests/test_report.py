@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from itertools import pairwise
 from pathlib import Path
 
 import h5py
@@ -487,3 +488,161 @@ def test_vacuous_recall_flagged_in_robustness(tmp_path: Path, report) -> None:
     assert "B24 empty" not in ranked[0][8]
     recall = (tmp_path / "Pt-relaxed-recall.svg").read_text()
     assert f"{empty}, B24 empty" in recall and "recall 1 by convention" in recall
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory, report) -> tuple[Path, Path, np.ndarray]:
+    """A copy of the test results file that says what configurations relaxed into (row r:
+    r % 4 == 0 kept its identity, 1 relaxed into the next row's configuration, 2
+    unmappable, 3 never relaxed; the known phase kept its identity) and whose rf family
+    gives every configuration of a composition the same limit-24 value (its mean over the
+    composition, as descriptors blind inside a composition do), with its report."""
+    from qcapprox.mapping import UNMAPPABLE
+    from qcapprox.results import NOT_RELAXED
+
+    directory = tmp_path_factory.mktemp("mapped")
+    results = directory / "mapped.h5"
+    results.write_bytes(report[0].read_bytes())
+    with Results(report[0]) as res:
+        ids = res.ids("Pt")
+        composition = res.composition("Pt")
+        known = res.known_phase_row("Pt")
+        rf24 = res.predictions("Pt", "rf")[12]
+    rows = np.arange(len(ids))
+    into = np.select(
+        [rows % 4 == 0, rows % 4 == 1, rows % 4 == 2],
+        [ids, np.roll(ids, -1), np.full(len(ids), UNMAPPABLE)],
+        NOT_RELAXED,
+    ).astype(np.int64)
+    into[known] = ids[known]
+    groups: dict[tuple, list[int]] = {}
+    for row, counts in enumerate(composition.tolist()):
+        groups.setdefault(tuple(counts), []).append(row)
+    blind = rf24.copy()
+    for members in groups.values():
+        blind[members] = rf24[members].mean()
+    with h5py.File(results, "r+") as handle:
+        handle["Pt/relaxed_into"] = into
+        handle["Pt/predictions/rf/limit-24"][...] = blind
+    out = directory / "report"
+    write_report(results, out, formats=("svg",))
+    return results, out, into
+
+
+def relaxation_words(config_id: int, into: int) -> str:
+    """What report.md must say of a configuration's relaxation (written out here)."""
+    if into == -2:
+        return ""
+    if into == -1:
+        return "relaxation unmappable"
+    if into == config_id:
+        return "kept its identity in its CHGNet relaxation"
+    return f"relaxed into configuration {into}"
+
+
+def test_candidates_say_what_they_relaxed_into(mapped) -> None:
+    """Every listed candidate's relaxation cell says what /Pt/relaxed_into holds for it,
+    and the known phase's sentence says it kept its identity."""
+    results, out, into = mapped
+    text = (out / "report.md").read_text()
+    with Results(results) as res:
+        row_of = {int(c): r for r, c in enumerate(res.ids("Pt"))}
+        known = int(res.ids("Pt")[res.known_phase_row("Pt")])
+        composition = res.composition("Pt")
+    seen = set()
+    for heading in ("relaxed families", "single-point families"):
+        rows = table(text, f"### {heading}: candidates at limit 24")
+        assert rows
+        for cells in rows:
+            config = int(cells[2].split()[0])
+            expected = relaxation_words(config, int(into[row_of[config]]))
+            assert cells[6].strip() == expected, cells
+            assert cells[3] == ", ".join(map(str, composition[row_of[config]])), cells
+            seen.add(expected.split(" configuration")[0] if expected else "")
+    assert {"", "relaxation unmappable", "relaxed into"} <= seen  # the kinds are exercised
+    assert "kept its identity in its CHGNet relaxation" in seen
+    assert (
+        f"The known Sc57Pt13 phase is configuration {known} (composition (A4 vac, A4 M, "
+        "A5 vac, A5 M): 6, 0, 0, 0); it kept its identity in its CHGNet relaxation." in text
+    )
+    assert "carries no relaxation maps" not in text
+
+
+def test_candidates_are_each_familys_lowest_limit_24_set(mapped) -> None:
+    """The candidates of a family are the 10 lowest of its limit-24 set, lowest first,
+    with their rank, value and the number of limits whose set holds them."""
+    results, out, _ = mapped
+    with Results(results) as res:
+        ids = res.ids("Pt")
+        pred = res.predictions("Pt", "allegro")
+    rows = table((out / "report.md").read_text(), "### relaxed families: candidates")
+    listed = [r for r in rows if r[0] == "allegro"]
+    below = sorted((v, r) for r, v in enumerate(pred[12].tolist()) if v < 0)
+    assert len(listed) == min(10, len(below))
+    present = [k for k in range(13) if k != 5]  # allegro has no limit 10
+    for cells, (value, row) in zip(listed, below, strict=False):
+        assert int(cells[2].split()[0]) == int(ids[row])
+        assert float(cells[4]) == pytest.approx(value, abs=5e-5)
+        assert int(cells[1].replace(",", "")) == 1 + sum(v < value for v in pred[12].tolist())
+        assert cells[5] == f"{sum(pred[k, row] < 0 for k in present)}/12"
+
+
+def distinct_counts(values: list[float], compositions: list[tuple]) -> tuple[int, int, int]:
+    """(compositions with more than one configuration, their configurations, distinct
+    values inside them: values more than 1e-6 eV/atom above the previous one, in order),
+    counted in plain Python."""
+    members: dict[tuple, list[float]] = {}
+    for value, comp in zip(values, compositions, strict=True):
+        members.setdefault(comp, []).append(value)
+    several = [sorted(v) for v in members.values() if len(v) > 1]
+    distinct = sum(1 + sum(b - a > 1e-6 for a, b in pairwise(v)) for v in several)
+    return len(several), sum(map(len, several)), distinct
+
+
+def test_what_ranks_configurations(mapped, tmp_path: Path) -> None:
+    """The "what ranks configurations" table counts, inside each family's limit-24 set
+    (or its 50 lowest predictions when the set is empty), the compositions with several
+    configurations and the distinct values inside them; the rf family made blind inside
+    compositions ranks compositions only, allegro (noisy) ranks configurations."""
+    results, out, _ = mapped
+    with Results(results) as res:
+        composition = [tuple(c) for c in res.composition("Pt").tolist()]
+        pred = {b: res.predictions("Pt", b)[12] for b in res.backbones("Pt")}
+
+    def expected(backbone: str, threshold: float) -> tuple[list[int], tuple[int, int, int]]:
+        values = pred[backbone].tolist()
+        rows = [r for r, v in enumerate(values) if v < threshold]
+        if not rows:
+            rows = sorted(range(len(values)), key=lambda r: (values[r], r))[:50]
+        counts = distinct_counts([values[r] for r in rows], [composition[r] for r in rows])
+        return rows, counts
+
+    for threshold, directory in ((0.0, out), (-1.0, tmp_path)):
+        if threshold < 0:
+            write_report(results, tmp_path, threshold=threshold, formats=("svg",))
+        text = (directory / "report.md").read_text()
+        found = {}
+        for heading in ("relaxed families", "single-point families"):
+            found |= {r[0]: r for r in table(text, f"### {heading}: what ranks configurations")}
+        assert set(found) == set(pred)
+        for backbone, cells in found.items():
+            rows, (several, inside, distinct) = expected(backbone, threshold)
+            assert ("50 lowest (B_24 empty)" in cells[1]) == (threshold < 0)
+            assert int(cells[2].replace(",", "")) == len(rows)
+            assert int(cells[3].replace(",", "")) == len({composition[r] for r in rows})
+            numbers = [int(c.replace(",", "")) for c in cells[4:7]]
+            assert numbers == [several, inside, distinct], backbone
+        assert several > 0  # the counts are exercised
+        assert found["rf"][7] == "ranks compositions only"
+        assert found["allegro"][7] == "ranks configurations"
+
+
+def test_no_relaxation_maps_is_said(report) -> None:
+    """A results file without relaxation maps says so once per label set and leaves every
+    relaxation cell empty."""
+    text = (report[1] / "report.md").read_text()
+    assert "carries no relaxation maps" in text
+    rows = table(text, "### relaxed families: candidates at limit 24")
+    assert rows and all(cells[6].strip() == "" for cells in rows)
+    assert "The known Sc57Pt13 phase is configuration" in text
+    assert "kept its identity" not in text

@@ -15,8 +15,9 @@ Relaxed and single-point families are never mixed in a figure. Figures (eV/atom;
   - `<M>-<L>-recall`: below-hull set sizes and recall against limit 24 (Fig. 11);
   - `rmse-boxplots-<L>`: the 13 test RMSEs of every family, per dopant (Figs. 4 and 7);
 - per family `<F>` (e.g. `rf`, `rf-single-point`):
-  - `<M>-<F>-similarity`: SimilarityScore (eq. 4; Figs. 6, 8-10) beside |RMSE_i - RMSE_j|
-    (eq. 4 divides by the mean test target ȳ, ill-conditioned when ȳ is near zero);
+  - `<M>-<F>-similarity`: SimilarityScore (eq. 4; Figs. 6, 8-10) and |RMSE_i - RMSE_j| in
+    one heatmap (the score is 1 - |dRMSE| / ȳ: one colour, a colorbar with both scales,
+    |dRMSE| in the cells; eq. 4 is ill-conditioned when ȳ is near zero);
   - `<M>-<F>-overlap`: pairwise below-hull sets (Figs. 12-15): count, % of set i, % of
     set j, Jaccard;
   - `recall-<F>`: recall against limit 24 of every dopant.
@@ -25,9 +26,13 @@ Line and box figures are written in every format asked (PNG and SVG by default);
 heatmaps, whose cells are an image, in the raster ones only (an SVG would embed the same
 PNG). `DIR/report.md` embeds the figures, with per dopant and label set a table per
 limit (test RMSE, bias, |dRMSE|, SimilarityScore, set sizes, recall, the known Sc57M13
-phase's value and rank) and the robustness ranking (`analysis.robustness`, vacuous
-limit-24 sets flagged); the known phase against the hull's reference sets; the study's
-headline results beside ours; what was written and what was skipped, and why.
+phase's value and rank), the robustness ranking (`analysis.robustness`, vacuous
+limit-24 sets flagged), each family's limit-24 candidates and what ranks configurations
+(distinct predictions inside a composition); what each listed candidate and the known
+phase relaxed into in CHGNet (`Results.relaxed_into`: kept its identity, relaxed into
+another configuration, unmappable, or nothing said when nothing is known); the known
+phase against the hull's reference sets; the study's headline results beside ours; what
+was written and what was skipped, and why.
 
 Every file is rendered in memory and renamed into place whole, report.md last: a report
 killed midway leaves complete files and no report.md.
@@ -108,7 +113,12 @@ def write_report(
         sections: dict[tuple[str, str], list[str]] = {}
         items: list[Item] = []
         for dopant, families in by_dopant.items():
-            items += _dopant_items(res, dopant, families, threshold, energy[dopant], sections, skip)
+            configs = tables.Configurations(
+                res.ids(dopant), res.composition(dopant), res.relaxed_into(dopant)
+            )
+            items += _dopant_items(
+                res, dopant, families, configs, threshold, energy[dopant], sections, skip
+            )
         items += _all_dopant_items(by_dopant, threshold, energy, sections)
         written = _draw(items, out_dir, formats, sections, progress)
         labels = ", ".join(sorted(set(energy.values())))
@@ -120,7 +130,7 @@ def write_report(
             "limit 24 is 1 where the limit-24 set is empty (the study's convention: a vacuous "
             "1, flagged). SimilarityScore (eq. 4) divides by the mean test target ȳ and is "
             "ill-conditioned when ȳ is near zero or negative: |RMSE_i - RMSE_j| (eV/atom) is "
-            "shown beside it.",
+            "shown with it (tables; one heatmap, a colour scale for each).",
             "",
             *tables.nothing_below(by_dopant, threshold),
             *(line for body in sections.values() for line in body),
@@ -142,6 +152,7 @@ def _dopant_items(
     res: Results,
     dopant: str,
     families: list[Family],
+    configs: tables.Configurations,
     threshold: float,
     energy: str,
     sections: dict[tuple[str, str], list[str]],
@@ -149,7 +160,11 @@ def _dopant_items(
 ) -> list[Item]:
     """The tables (into `sections`) and figures of one dopant."""
     head = (dopant, "")
-    sections[head] = [f"## Sc-{dopant} ({energy})", ""]
+    sections[head] = [
+        f"## Sc-{dopant} ({energy})",
+        "",
+        *tables.known_phase(dopant, families[0] if families else None, configs),
+    ]
     if not families:
         skip(f"{dopant}: no predictions in {res.path.name}, no inference figures")
     if not any(f.metrics is not None for f in families):
@@ -177,6 +192,8 @@ def _dopant_items(
         sections[where] = [
             *tables.per_limit(dopant, labels, group),
             *tables.robustness(dopant, labels, group),
+            *tables.candidates(dopant, labels, group, configs),
+            *tables.configuration_ranking(labels, group, configs),
         ]
         stem, caption = f"{dopant}-{labels}", f"Sc-{dopant}, {labels} families ({energy})"
         draws: dict[str, tuple[str, Callable[[], Plot | None]]] = {
@@ -205,7 +222,7 @@ def _dopant_items(
                     Item(
                         where,
                         f"{dopant}-{f.backbone}-similarity",
-                        f"{name}: SimilarityScore and |RMSE_i - RMSE_j|",
+                        f"{name}: SimilarityScore and |RMSE_i - RMSE_j| (one colour, both scales)",
                         partial(figures.similarity, f, energy),
                         heatmap=True,
                     )

@@ -15,6 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from qcapprox.analysis import ILL_CONDITIONED_MEAN, REFERENCE, Family
 from qcapprox.report.style import (
@@ -22,8 +23,10 @@ from qcapprox.report.style import (
     CMAP,
     EMPTY,
     PAGE_WIDTH,
+    SMALL,
     UNDEFINED,
     VACUOUS_KEY,
+    CellNumbers,
     Plot,
     count_text,
     dodge,
@@ -32,7 +35,6 @@ from qcapprox.report.style import (
     look,
     new_figure,
     say,
-    short,
 )
 from qcapprox.words import LIMITS
 
@@ -214,7 +216,7 @@ def _heatmap(
     fmt: Callable[[float], str],
     lower: int | None = None,
     limits: tuple[float | None, float | None] = (None, None),
-) -> None:
+) -> AxesImage:
     """A limit-by-limit heatmap. `lower` = 0: only the lower triangle with the diagonal is
     drawn (a symmetric matrix), 1: without it (a diagonal fixed by definition); grey cells
     are undefined. The numbers are written in the cells when they fit at `CELL_FONT`;
@@ -226,6 +228,8 @@ def _heatmap(
     vmin, vmax = limits
     if vmin is None and vmax is None and finite.size and finite.min() == finite.max():
         vmin, vmax = finite.min() - 0.5, finite.max() + 0.5  # one value: a flat, valid range
+    if vmin is not None and vmax is None and finite.size and finite.max() <= vmin:
+        vmax = vmin + 1.0  # every value at the lower bound (e.g. all |dRMSE| zero)
     image = ax.imshow(
         np.ma.masked_invalid(matrix),
         cmap=cmap,
@@ -240,52 +244,60 @@ def _heatmap(
     ax.spines[:].set_visible(lower is None)
     ax.tick_params(length=2, pad=1.5)
     cells = [
-        (i, j, fmt(v)) for (i, j), v in np.ndenumerate(matrix) if shown[i, j] and np.isfinite(v)
+        (j, i, fmt(v)) for (i, j), v in np.ndenumerate(matrix) if shown[i, j] and np.isfinite(v)
     ]
     if fits(ax, n, [t for _, _, t in cells]):
         lo, hi = image.get_clim()
-        for i, j, text in cells:
-            bright = (matrix[i, j] - lo) / (hi - lo or 1.0) > 0.6
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                fontsize=CELL_FONT,
-                color="black" if bright else "white",
-            )
+        numbers = [
+            (j, i, text, "black" if (matrix[i, j] - lo) / (hi - lo or 1.0) > 0.6 else "white")
+            for j, i, text in cells
+        ]
+        ax.add_artist(CellNumbers(ax, numbers, CELL_FONT))
     else:
         fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
         title += " (numbers in the CSV)"
     ax.set_title(title)
+    return image
 
 
 def similarity(family: Family, energy: str) -> Plot:
-    """SimilarityScore (eq. 4) beside |RMSE_i - RMSE_j| (meV/atom): both symmetric with a
-    fixed diagonal (1 and 0), so the lower triangle is drawn."""
+    """SimilarityScore (eq. 4) and |RMSE_i - RMSE_j| in one heatmap: the score is an affine
+    function of |dRMSE| (S = 1 - |dRMSE| / ȳ), so one colour scale serves both, the colorbar
+    carries both scales (|dRMSE| in meV/atom to its right, S to its left) and the cells
+    hold |dRMSE| (well-defined whatever ȳ). Symmetric with a fixed diagonal (0 and 1): the
+    lower triangle is drawn. Where ȳ is zero the score is undefined and its scale left
+    out; where ȳ is near zero or negative the title says so."""
     assert family.metrics is not None and family.similarity is not None
     assert family.rmse_difference is not None
     sim, diff, mean = family.similarity, family.rmse_difference, family.metrics.test_mean
-    fig = new_figure(PAGE_WIDTH, 4.0, constrained=False)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.1, top=0.83, wspace=0.12)
-    ax_s, ax_d = fig.subplots(1, 2)
-    _heatmap(fig, ax_s, sim, "SimilarityScore (eq. 4)", short, lower=1)
-    _heatmap(
-        fig,
-        ax_d,
-        1000 * diff,
-        "|RMSE_i - RMSE_j|, meV/atom",
-        lambda v: f"{v:.1f}",
-        lower=1,
-        limits=(0, None),
-    )
+    fig = new_figure(PAGE_WIDTH * 0.72, 4.4, constrained=False)
+    fig.subplots_adjust(left=0.1, right=0.7, bottom=0.1, top=0.84)
+    ax = fig.add_subplot()
+    milli = 1000 * diff
+    largest = np.nanmax(milli, initial=0.0)
+    digits = 2 if largest < 9.995 else 1  # small differences keep two decimals: 0.12
+    image = _heatmap(fig, ax, milli, "", lambda v: f"{v:.{digits}f}", lower=1, limits=(0, None))
+    ax.set_title("cells: |RMSE_i - RMSE_j|, meV/atom", fontsize=SMALL)
+    box = ax.get_position(original=False)
+    bar_ax = fig.add_axes((box.x1 + 0.13, box.y0, 0.03, box.height))
+    bar = fig.colorbar(image, cax=bar_ax)
+    bar.set_label("|RMSE_i - RMSE_j|, meV/atom")
+    if np.isfinite(mean) and abs(mean) > 1e-12:
+        score = bar_ax.secondary_yaxis(
+            "left",
+            functions=(lambda d: 1 - d / 1000 / mean, lambda s: (1 - s) * 1000 * mean),
+        )
+        score.set_ylabel("SimilarityScore (eq. 4)")
+        score.tick_params(labelsize=SMALL)
+        scale = "colour: both scales"
+    else:
+        scale = "SimilarityScore undefined (ȳ = 0)"
     warning = ""
     if mean < ILL_CONDITIONED_MEAN:
-        warning = " (ȳ near zero or negative: read the right panel)"
+        warning = "; ill-conditioned: read the cells"
     fig.suptitle(
-        f"Sc-{family.dopant} · {family.backbone} · test set · ȳ = {mean:.4f} eV/atom"
-        f"{warning}\n{energy}"
+        f"Sc-{family.dopant} · {family.backbone} · test set · SimilarityScore = 1 - "
+        f"|RMSE_i - RMSE_j| / ȳ\nȳ = {mean:.4f} eV/atom ({scale}{warning})\n{energy}"
     )
     rows = [
         [LIMITS[i], LIMITS[j], sim[i, j], diff[i, j]]

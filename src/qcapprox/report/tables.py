@@ -1,21 +1,62 @@
 """The report's Markdown tables, every number taken from `analysis.Family` (and
 `analysis.robustness`, `analysis.study_comparison`): per family and limit, the
-robustness ranking, the known Sc57M13 phase against the hull's reference sets, and the
-study's headline results beside ours. Energies are CHGNet stand-in values (eV/atom).
+robustness ranking, each family's limit-24 candidates with what their relaxations
+ended in, what ranks configurations (not only compositions), the known Sc57M13 phase
+against the hull's reference sets, and the study's headline results beside ours.
+Energies are CHGNet stand-in values (eV/atom), never DFT.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from qcapprox import analysis
 from qcapprox.analysis import REFERENCE, Family
+from qcapprox.mapping import UNMAPPABLE
 from qcapprox.parent import Parent
+from qcapprox.results import NOT_RELAXED
 from qcapprox.words import LIMITS, split_family_key
 
 LOWER = slice(0, REFERENCE)  # limits 0-22: the ones compared with limit 24
+CANDIDATES = 10  # candidates listed per family: the lowest of its limit-24 set
+LOWEST_WHEN_EMPTY = 5  # listed instead when the limit-24 set is empty
+RANKING_LOWEST = 50  # the set "what ranks configurations" looks at when B_24 is empty
+SAME_VALUE = 1e-6  # eV/atom: predictions closer than this count as one value
+KEPT = "kept its identity in its CHGNet relaxation"
+UNMAPPABLE_TEXT = "relaxation unmappable"
+COMPOSITION = "composition (A4 vac, A4 M, A5 vac, A5 M)"
+
+
+@dataclass(frozen=True)
+class Configurations:
+    """What report.md says of a dopant's configurations besides their predictions: ids
+    (n,), compositions (n, 4) counts, and what each relaxed into (`Results.relaxed_into`:
+    an id, UNMAPPABLE, NOT_RELAXED; None when the results file carries no maps)."""
+
+    ids: np.ndarray
+    composition: np.ndarray
+    relaxed_into: np.ndarray | None
+
+    def composition_text(self, row: int) -> str:
+        """The composition of a row as "6, 0, 0, 0"."""
+        return ", ".join(str(int(c)) for c in self.composition[row])
+
+    def relaxation(self, row: int) -> str:
+        """What the row's CHGNet relaxation ended in, in words; "" when nothing is known
+        (never relaxed in a bundled labelled store, or no maps in the file)."""
+        if self.relaxed_into is None:
+            return ""
+        into = int(self.relaxed_into[row])
+        if into == NOT_RELAXED:
+            return ""
+        if into == UNMAPPABLE:
+            return UNMAPPABLE_TEXT
+        if into == int(self.ids[row]):
+            return KEPT
+        return f"relaxed into configuration {into}"
 
 
 def _cell(value: float, fmt: str) -> str:
@@ -193,3 +234,149 @@ def study(by_dopant: Mapping[str, Sequence[Family]], threshold: float) -> list[s
             "",
         ]
     return lines
+
+
+def known_phase(dopant: str, family: Family | None, configs: Configurations) -> list[str]:
+    """Which configuration the known Sc57M13 phase is, and what its CHGNet relaxation
+    ended in when a bundled labelled store relaxed it."""
+    if family is None or family.known is None:
+        return []
+    row = family.known
+    relaxed = configs.relaxation(row)
+    said = {"": ".", UNMAPPABLE_TEXT: f"; its {UNMAPPABLE_TEXT}."}.get(relaxed, f"; it {relaxed}.")
+    return [
+        f"The known {known_name(dopant)} phase is configuration {int(configs.ids[row])} "
+        f"({COMPOSITION}: {configs.composition_text(row)}){said}",
+        "",
+    ]
+
+
+def _lowest(family: Family, rows: np.ndarray) -> np.ndarray:
+    """`rows` ordered by the limit-24 prediction (lowest first, ties by row)."""
+    values = family.predictions[REFERENCE, rows]
+    return rows[np.argsort(values, kind="stable")]
+
+
+def candidates(
+    dopant: str, labels: str, families: Sequence[Family], configs: Configurations
+) -> list[str]:
+    """Each family's candidates: the lowest `CANDIDATES` of its limit-24 below-hull set
+    (or its `LOWEST_WHEN_EMPTY` lowest predictions when the set is empty), with their
+    composition, prediction, the limits whose sets hold them, and what their CHGNet
+    relaxation ended in (kept its identity, relaxed into another configuration,
+    unmappable, or nothing known)."""
+    name = known_name(dopant)
+    lines = [
+        f"### {labels} families: candidates at limit 24",
+        "",
+        f"Each family's {CANDIDATES} lowest limit-24 predictions inside its below-hull set "
+        f"B_24 (its {LOWEST_WHEN_EMPTY} lowest predictions when B_24 is empty, marked), "
+        "eV/atom; *limits*: how many limits' sets hold it; *relaxation*: what the "
+        "configuration's CHGNet relaxation in a bundled labelled store ended in (empty: "
+        "never relaxed there).",
+        "",
+    ]
+    if configs.relaxed_into is None:
+        lines += [
+            "*This results file carries no relaxation maps: bundle it with the labelled "
+            "training stores to see which candidates relax into another configuration.*",
+            "",
+        ]
+    lines += [
+        f"| family | rank at 24 | configuration | {COMPOSITION} | E above hull at 24 "
+        "| limits | relaxation |",
+        "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for f in families:
+        if not f.valid[REFERENCE]:
+            lines.append(f"| {f.backbone} | - | no limit-24 model | | | | |")
+            continue
+        below = np.flatnonzero(f.masks[REFERENCE])
+        empty = below.size == 0
+        if empty:
+            rows = _lowest(f, np.arange(f.n))[:LOWEST_WHEN_EMPTY]
+        else:
+            rows = _lowest(f, below)[:CANDIDATES]
+        for row in rows:
+            rank = analysis.ranks(f.predictions[REFERENCE], int(row))[0]
+            known = f" ({name})" if f.known is not None and row == f.known else ""
+            where = f"{int(f.masks[f.valid, row].sum())}/{int(f.valid.sum())}"
+            lines.append(
+                f"| {f.backbone}{' (B24 empty)' if empty else ''} | {rank:,.0f} "
+                f"| {int(configs.ids[row])}{known} | {configs.composition_text(row)} "
+                f"| {f.predictions[REFERENCE, row]:+.4f} | {where} "
+                f"| {configs.relaxation(row)} |"
+            )
+    return [*lines, ""]
+
+
+def distinct_values(values: np.ndarray, groups: np.ndarray) -> tuple[int, int, int]:
+    """Over the groups (compositions) with more than one member: (number of such groups,
+    members in them, distinct values in them summed over groups). Values closer than
+    `SAME_VALUE` are one value (sorted, a new value where the gap exceeds it)."""
+    multi = members = distinct = 0
+    for group in np.unique(groups):
+        inside = np.sort(values[groups == group])
+        if inside.size < 2:
+            continue
+        multi += 1
+        members += inside.size
+        distinct += 1 + int((np.diff(inside) > SAME_VALUE).sum())
+    return multi, members, distinct
+
+
+def configuration_ranking(
+    labels: str, families: Sequence[Family], configs: Configurations
+) -> list[str]:
+    """What ranks configurations: inside each family's limit-24 below-hull set (or its
+    `RANKING_LOWEST` lowest predictions when the set is empty), the compositions with more
+    than one configuration and the distinct values the family predicts inside them. A
+    family that gives every configuration of a composition the same value ranks
+    compositions only."""
+    lines = [
+        f"### {labels} families: what ranks configurations",
+        "",
+        f"Inside each family's limit-24 below-hull set (its {RANKING_LOWEST} lowest "
+        "limit-24 predictions when the set is empty): the compositions holding more than "
+        "one of its configurations, and how many distinct values (apart by more than "
+        f"{SAME_VALUE * 1e6:g} µeV/atom) the family predicts inside them. A family that gives "
+        "every configuration of a composition the same value ranks compositions only: "
+        "its order inside a composition says nothing.",
+        "",
+        "| family | set | configurations | compositions | with more than one configuration "
+        "| their configurations | distinct values in them | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for f in families:
+        if not f.valid[REFERENCE]:
+            lines.append(f"| {f.backbone} | no limit-24 model | | | | | | |")
+            continue
+        below = np.flatnonzero(f.masks[REFERENCE])
+        if below.size:
+            rows, which = below, f"B_24 (E < {f.threshold:+.3f})"
+        else:
+            rows = _lowest(f, np.arange(f.n))[:RANKING_LOWEST]
+            which = f"{RANKING_LOWEST} lowest (B_24 empty)"
+        _, groups = np.unique(configs.composition[rows], axis=0, return_inverse=True)
+        groups = groups.ravel()
+        multi, members, distinct = distinct_values(f.predictions[REFERENCE, rows], groups)
+        if multi == 0:
+            verdict = "no composition with several configurations"
+        elif distinct == multi:
+            verdict = "ranks compositions only"
+        elif distinct == members:
+            verdict = "ranks configurations"
+        else:
+            verdict = f"partly: {members - distinct:,} configurations share a value"
+        cells = [
+            f.backbone,
+            which,
+            f"{rows.size:,}",
+            f"{int(groups.max(initial=-1)) + 1:,}",
+            f"{multi:,}",
+            f"{members:,}",
+            f"{distinct:,}",
+            verdict,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
