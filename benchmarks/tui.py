@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from qcapprox.paths import REPO_ROOT
+from qcapprox.paths import BUNDLED_RESULTS
 
-DEFAULT = REPO_ROOT / "data" / "results" / "sc60m13-inference.h5"
+DEFAULT = BUNDLED_RESULTS
 
 FIRST_FRAME = """
 import time
@@ -42,8 +42,6 @@ imported = time.perf_counter() - T0
 marks = {}
 
 class Timed(app.QcapproxApp):
-    CSS_PATH = Path(app.__file__).with_name(app.QcapproxApp.CSS_PATH)
-
     def on_mount(self):
         super().on_mount()
         self.call_after_refresh(lambda: marks.setdefault("first_frame", time.perf_counter() - T0))
@@ -69,30 +67,28 @@ def first_frame(path: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _bench_app(path: Path):
-    """The app, recording which candidate list is on screen (to know when work is shown)."""
-    from qcapprox.tui import app
-
-    class Bench(app.QcapproxApp):
-        CSS_PATH = Path(app.__file__).with_name(app.QcapproxApp.CSS_PATH)
-        shown: tuple | None = None
-
-        def _apply_candidates(self, request: tuple, rows) -> None:
-            super()._apply_candidates(request, rows)
-            if request == self._candidates_request():
-                self.shown = request
-
-    return Bench(path, threshold=0.05)
-
-
-async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]]:
+async def _latencies(path: Path, size: tuple[int, int], rounds: int) -> dict[str, list[float]]:
+    """Key-to-screen times (s) of every key and action, `rounds` presses each at least."""
     from textual import events
+    from textual.command import CommandPalette
 
-    from qcapprox.tui.table import RowTable
+    from qcapprox.tui.app import QcapproxApp
+    from qcapprox.tui.panes import CandidatesPane, LimitsPane, RobustnessPane
 
-    app = _bench_app(path)
+    app = QcapproxApp(path)
     times: dict[str, list[float]] = {}
     cpu_times: list[float] = []
+    shown: dict[str, object] = {}
+
+    def record(pane, name: str) -> None:
+        """Note the request a pane's list answers when it reaches the screen."""
+        show = pane.show_rows
+
+        def recorded(request, rows) -> None:
+            show(request, rows)
+            shown[name] = request
+
+        pane.show_rows = recorded
 
     def send(key: str) -> None:
         event = events.Key(key, key if len(key) == 1 else None)
@@ -110,10 +106,16 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
         await until(lambda: stamp)
         return stamp[0]
 
-    def shown() -> bool:
-        """The cell's candidates are on screen (or not shown at all: Limits tab, no preview)."""
-        listed = app._active_tab() == "candidates" or app.query_one("#preview").display
-        return app.shown == app._candidates_request() or not listed
+    def lists_shown() -> bool:
+        """The lists on screen answer the current selection (Candidates, Limits preview)."""
+        cand, limits = app.pane(CandidatesPane), app.pane(LimitsPane)
+        ok = not cand.shown or shown.get("candidates") == cand.request()
+        preview = limits.shown and limits.preview.display
+        return ok and (not preview or shown.get("preview") == (limits.view, limits.cell))
+
+    def analysed() -> bool:
+        view = app.view
+        return view is not None and view.key == app.selection_key() and lists_shown()
 
     async def timed(name: str, keys: list[str], changed) -> None:
         """Press `keys` back to back; the clock stops at the first repaint after `changed`."""
@@ -124,64 +126,75 @@ async def _latencies(path: Path, size: tuple[int, int]) -> dict[str, list[float]
         times.setdefault(name, []).append(await repainted() - start)
         if "burst" not in name:  # CPU of the process (UI and workers): load does not inflate it
             cpu_times.append(time.process_time() - cpu)
+        await app.workers.wait_for_complete()
 
     async with app.run_test(size=size) as pilot:
+        record(app.pane(CandidatesPane), "candidates")
+        record(app.pane(LimitsPane), "preview")
         await pilot.pause()
         await app.workers.wait_for_complete()
-        await until(shown)
-        for key in ["down"] * 6 + ["left"] * 6 + ["up"] * 6 + ["right"] * 6:
+        await until(analysed)
+        for key in (["down"] * 3 + ["left"] * 3 + ["up"] * 3 + ["right"] * 3) * max(1, rounds // 3):
             before = app.cell
-            await timed("heatmap move", [key], lambda b=before: app.cell != b)
-            await app.workers.wait_for_complete()
-        for key in ["down", "left"] * 6:
-            before = app.cell
-            await timed(
-                "heatmap move, to candidates shown",
-                [key],
-                lambda b=before: app.cell != b and shown(),
-            )
-        await timed(
-            "tab 2, to candidates shown",
-            ["2"],
-            lambda: app._active_tab() == "candidates" and shown(),
-        )
-        await app.workers.wait_for_complete()  # no list arrives (and resets the cursor) later
-        table = app.query_one("#cand-table", RowTable)
-        for key in ["down"] * 10 + ["pagedown"] * 4 + ["end", "home"]:
+            await timed("heatmap move, to summary (and preview) shown", [key],
+                        lambda b=before: app.cell != b and lists_shown())  # fmt: skip
+        for _ in range(rounds):
+            for k, pane in enumerate(app.panes.values()):
+                await timed(f"tab {k + 1} {pane.TITLE}", [str(k + 1)],
+                            lambda t=pane.TAB: app.active_tab() == t and lists_shown())  # fmt: skip
+        ranking = app.pane(RobustnessPane)
+        before = app.selection_key()
+        await timed("d and 7, to families ranked", ["d", "7"],
+                    lambda: app.selection_key() != before and analysed()
+                    and ranking.key == ranking.request(app.view))  # fmt: skip
+        before = app.selection_key()
+        await timed("d again and 1, to new analysis shown", ["d", "1"],
+                    lambda: app.selection_key() != before and analysed())  # fmt: skip
+        await timed("tab 2 Candidates, to list shown", ["2"], lists_shown)
+        table = app.pane(CandidatesPane).table
+        for key in ["down"] * rounds + ["pagedown"] * rounds:
             before = table.cursor_row
-            if before == (0 if key == "home" else table.row_count - 1):
+            if before >= table.row_count - 1:
                 continue  # the key would not move the cursor: nothing to wait for
             await timed("table move", [key], lambda b=before: table.cursor_row != b)
-        for key in ("s", "v", "v", "v"):
-            before = app._candidates_request()
-            await timed(
-                "sort or set, to candidates shown",
-                [key],
-                lambda b=before: app._candidates_request() != b and shown(),
-            )
-        await timed("tab 1", ["1"], lambda: app._active_tab() == "limits")
-        for key in ["b"] * 4 + ["d"]:
-            before = app.view.key
-
-            def analysed(b=before) -> bool:
-                return app.view.key != b and app.view.key == app.selection_key() and shown()
-
-            await timed("backbone or dopant, to new analysis shown", [key], analysed)
-        # burst: 50 moves sent at once; until the last selection and its candidates show
+        candidates = app.pane(CandidatesPane)
+        for key in ("s", "v") * rounds:
+            before = candidates.request()
+            await timed("sort or set, to list shown", [key],
+                        lambda b=before: candidates.request() != b and lists_shown())  # fmt: skip
+        await timed("tab 1", ["1"], lambda: app.active_tab() == "limits")
+        for _ in range(rounds):
+            await timed("Ctrl-P, palette open", ["ctrl+p"],
+                        lambda: isinstance(app.screen, CommandPalette))  # fmt: skip
+            await timed("escape, palette closed", ["escape"],
+                        lambda: not isinstance(app.screen, CommandPalette))  # fmt: skip
+        for k in range(rounds):
+            value = f"0.0{k + 1}"
+            await timed("t, field open", ["t"], lambda: app.screen is not app.screen_stack[0])
+            await timed("threshold typed + enter, to new analysis shown", [*value, "enter"],
+                        lambda v=float(value): app.threshold == v and analysed())  # fmt: skip
+        for key in ["b"] * rounds + ["d"] * rounds:
+            before = app.selection_key()
+            await timed("b or d, to new analysis shown", [key],
+                        lambda b=before: app.selection_key() != b and analysed())  # fmt: skip
+        await timed("tab 3 Compare", ["3"], lambda: app.active_tab() == "compare")
+        for _ in range(rounds):
+            before = app.selection_key()
+            await timed("o (Compare's other family), to maps shown", ["o"],
+                        lambda b=before: app.selection_key() != b and analysed())  # fmt: skip
+        # burst: 50 moves sent at once; until the last selection and its lists show
+        await timed("tab 1", ["1"], lambda: app.active_tab() == "limits")
         moves = ["down", "right", "up", "left", "down"] * 10
         cell = app.cell
         for key in moves:
             di, dj = {"down": (1, 0), "up": (-1, 0), "left": (0, -1), "right": (0, 1)}[key]
             cell = (min(max(cell[0] + di, 0), 12), min(max(cell[1] + dj, 0), 12))
-        await timed(
-            "burst of 50 moves, to last cell and candidates",
-            moves,
-            lambda: app.cell == cell and shown(),
-        )
+        await timed("burst of 50 moves, to last cell and lists", moves,
+                    lambda: app.cell == cell and lists_shown())  # fmt: skip
         start = time.perf_counter()
         send("q")
         await until(lambda: app.return_code is not None)
-        times["q after the burst, to app exit"] = [time.perf_counter() - start]
+        times["q, to app exit"] = [time.perf_counter() - start]
     times["CPU time per key (process), all single keys"] = cpu_times
     return times
 
@@ -191,6 +204,7 @@ def main() -> None:
     parser.add_argument("results", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--size", default="120x40", help="terminal size, e.g. 80x24")
     parser.add_argument("--repeat", type=int, default=3, help="first-frame runs")
+    parser.add_argument("--rounds", type=int, default=5, help="presses of each key")
     opts = parser.parse_args()
     size = tuple(int(x) for x in opts.size.split("x"))
     print(f"results: {opts.results}  terminal {opts.size}")
@@ -201,9 +215,9 @@ def main() -> None:
             f"{name:>12}: median {statistics.median(values):.3f} s, max {max(values):.3f} s "
             f"({len(values)} fresh interpreters)"
         )
-    times = asyncio.run(_latencies(opts.results, size))
+    times = asyncio.run(_latencies(opts.results, size, opts.rounds))
     keys = [
-        t for name, ts in times.items() if "shown" not in name and "burst" not in name for t in ts
+        t for name, ts in times.items() if "burst" not in name and "CPU" not in name for t in ts
     ]
     for name, values in times.items():
         print(
@@ -211,7 +225,7 @@ def main() -> None:
             f"max {1000 * max(values):7.1f} ms (n={len(values)})"
         )
     print(
-        f"{'key to screen, single keys without work':>52}: median "
+        f"{'key to screen, every key and action':>52}: median "
         f"{1000 * statistics.median(keys):7.1f} ms, max {1000 * max(keys):7.1f} ms"
     )
 

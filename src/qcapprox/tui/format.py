@@ -16,7 +16,13 @@ import numpy as np
 # (tests check that the two agree)
 LIMITS: tuple[int, ...] = tuple(range(0, 25, 2))
 OCC_CHARS = np.array([".", "M", "V"])
+LIMIT_LABELS: tuple[str, ...] = tuple(str(x) for x in LIMITS)
 OCC_LEGEND = ". Sc  M dopant  V vacancy"
+KNOWN_MARK = "◆"  # marks the known Sc57M13 phase in every table
+# family names shortened where columns are narrow (legend: FAMILY_LEGEND)
+FAMILY_WORDS = (("allegro", "al"), ("sequential", "seq"), ("pretrained", "pre"),
+                ("single-point", "sp"))  # fmt: skip
+FAMILY_LEGEND = "al allegro, seq sequential, pre pretrained, sp single-point"
 
 
 def occupancy_strings(occupancy: np.ndarray) -> np.ndarray:
@@ -54,6 +60,19 @@ def composition_filter(strings: np.ndarray, query: str) -> np.ndarray:
         padded = np.char.add(np.char.add(" ", np.char.replace(lowered, "|", " ")), " ")
         keep &= np.char.find(padded, f" {token} ") >= 0
     return keep
+
+
+def short_family(name: str) -> str:
+    """A family name in at most about 10 characters: `allegro-sequential-single-point`
+    becomes `al-seq-sp` (FAMILY_LEGEND says how)."""
+    for word, short in FAMILY_WORDS:
+        name = name.replace(word, short)
+    return name
+
+
+def known_name(dopant: str) -> str:
+    """The known phase of a dopant, e.g. `Sc57Pt13`."""
+    return f"Sc57{dopant}13"
 
 
 def energy(value: float, digits: int = 4) -> str:

@@ -1,11 +1,12 @@
 """A keyboard-driven heatmap of a square matrix (13 limits x 13 limits), with extra rows.
 
 Cells show numbers when every value fits its cell (cell width >= 4 and no number that
-would lose its second significant digit), and shade glyphs (` ░▒▓█`, light to dark = low
-to high) otherwise, so the map stays readable without colour (NO_COLOR) and in narrow
-terminals. Column labels that do not fit their cells are written downwards, one
-character per line. The last line is a legend of the glyphs and colours. The cursor cell
-is drawn in reverse video.
+would lose its second significant digit); counts that do not fit are shown in thousands
+(`1.2` for 1,234, said in the legend: "counts in thousands"), and shade glyphs (` ░▒▓█`,
+light to dark = low to high) are drawn when neither fits, so the map stays readable
+without colour (NO_COLOR) and in narrow terminals. Column labels that do not fit their
+cells are written downwards, one character per line. The last line is a legend of the
+glyphs and colours. The cursor cell is drawn in reverse video.
 """
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ NUMBER_STYLES = tuple(
     for k, c in enumerate(PALETTE)
 )
 SHADE_STYLES = tuple(Style(color=c) for c in PALETTE)
+
+
+def thousands(value: float) -> str:
+    """A count in thousands in at most 3 characters where possible: 1234 -> '1.2',
+    15327 -> '15', 609 -> '0.6' (the compact form of narrow heatmaps)."""
+    if not math.isfinite(value):
+        return MISSING
+    k = value / 1000
+    return f"{k:.1f}" if k < 9.95 else f"{k:.0f}"
+
+
+def _fits(texts: list[str], width: int) -> bool:
+    return all(len(t) <= width and not t.startswith("#") for t in texts)
 
 
 def _levels(values: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
@@ -194,13 +208,14 @@ class Heatmap(Widget, can_focus=True):
     # ------------------------------------------------------------------ drawing
     @staticmethod
     def _cell(
-        value: float, level: int, kind: str, cw: int, n_levels: int, numbers: bool
+        value: float, level: int, kind: str, cw: int, n_levels: int, form: str
     ) -> tuple[str, Style]:
-        """Text and style of one cell: a number on a coloured ground, or a shade glyph."""
+        """Text and style of one cell: a number (or thousands) on a coloured ground, or a
+        shade glyph (form: 'numbers', 'thousands' or 'shades')."""
         if level < 0:
             return MISSING.rjust(cw - 1), DIM
-        if numbers:
-            text = number(value, kind, cw - 1)
+        if form != "shades":
+            text = thousands(value) if form == "thousands" else number(value, kind, cw - 1)
             return text.rjust(cw - 1), NUMBER_STYLES[level]
         shade = SHADES[min(level * len(SHADES) // n_levels, len(SHADES) - 1)]
         return shade * (cw - 1), SHADE_STYLES[level]
@@ -221,20 +236,26 @@ class Heatmap(Widget, can_focus=True):
             out.append(header)
         return out
 
-    def _numbers_fit(self, cw: int) -> bool:
+    def form(self, cw: int) -> str:
+        """How cells are drawn at cell width `cw`: 'numbers', 'thousands' (counts that do
+        not fit) or 'shades'."""
         if cw < 4:
-            return False
+            return "shades"
         values = self.matrix[np.isfinite(self.matrix)]
-        return not any(number(v, self.kind, cw - 1).startswith("#") for v in values)
+        if _fits([number(v, self.kind, cw - 1) for v in values], cw - 1):
+            return "numbers"
+        if self.kind == "count" and _fits([thousands(v) for v in values], cw - 1):
+            return "thousands"
+        return "shades"
 
-    def legend(self, numbers: bool) -> Text:
+    def legend(self, form: str) -> Text:
         """The legend line: glyphs (or colours) from low to high with the range; '-' is
         a missing value."""
         lo, hi = _range(self.matrix, self.kind)
         if not np.isfinite(self.matrix).any():
             return Text(self.empty or "- no data", ITALIC)
         line = Text()
-        if numbers:
+        if form != "shades":
             for colour in PALETTE:
                 line.append("█", Style(color=colour))
         else:
@@ -242,11 +263,13 @@ class Heatmap(Widget, can_focus=True):
                 line.append(shade, Style(color=PALETTE[(k + 1) * len(PALETTE) // len(SHADES)]))
         low, high = number(lo, self.kind, 6), number(hi, self.kind, 6)
         line.append(f" {low} → {high} · - none", ITALIC)
+        if form == "thousands":
+            line.append(" · counts in thousands", ITALIC)
         if self.empty:
             line.append(f" · {self.empty}", ITALIC)
         return line
 
-    def _grid(self, cw: int) -> tuple[list[list[tuple[str, Style]]], list[list[str]], bool]:
+    def _grid(self, cw: int) -> tuple[list[list[tuple[str, Style]]], list[list[str]], str]:
         """Texts and styles of every cell and extra row at cell width `cw`, cached until
         the data or the width change (a cursor move only redraws)."""
         if self._cache is not None and self._cache[0] == cw:
@@ -255,10 +278,10 @@ class Heatmap(Widget, can_focus=True):
         n_levels = len(PALETTE)
         lo, hi = _range(self.matrix, self.kind)
         levels = _levels(self.matrix, lo, hi, n_levels)
-        numbers = self._numbers_fit(cw)
+        form = self.form(cw)
         cells = [
             [
-                self._cell(self.matrix[i, j], levels[i, j], self.kind, cw, n_levels, numbers)
+                self._cell(self.matrix[i, j], levels[i, j], self.kind, cw, n_levels, form)
                 for j in range(n)
             ]
             for i in range(n)
@@ -269,7 +292,9 @@ class Heatmap(Widget, can_focus=True):
             lv = _levels(values, lo, hi, n_levels)
             padded = [values[j] if j < len(values) else math.nan for j in range(n)]
             texts = [number(v, kind, cw - 1) for v in padded]
-            if any(t.startswith("#") for t in texts):  # a row is all numbers or all shades
+            if not _fits(texts, cw - 1) and kind == "count" and form == "thousands":
+                texts = [thousands(v) for v in padded]
+            if not _fits(texts, cw - 1):  # a row is all numbers or all shades
                 texts = [
                     SHADES[min(lv[j] * len(SHADES) // n_levels, len(SHADES) - 1)] * (cw - 1)
                     if lv[j] >= 0
@@ -277,14 +302,14 @@ class Heatmap(Widget, can_focus=True):
                     for j in range(n)
                 ]
             extra.append([t.rjust(cw - 1) for t in texts])
-        self._cache = (cw, (cells, extra, numbers))
-        return cells, extra, numbers
+        self._cache = (cw, (cells, extra, form))
+        return cells, extra, form
 
     def render(self) -> Text:
         cw = self.cell_width()
         lw = self.label_width
         ci, cj = self.cursor
-        cells, extra, numbers = self._grid(cw)
+        cells, extra, form = self._grid(cw)
         lines = self._header(cw, cj, MARK, DIM)
         cursor = CURSOR if self.has_focus else MARK
         for i, row in enumerate(cells):
@@ -300,7 +325,7 @@ class Heatmap(Widget, can_focus=True):
                 line.append(text, MARK if j == cj else PLAIN)
                 line.append(" ")
             lines.append(line)
-        lines.append(self.legend(numbers))
+        lines.append(self.legend(form))
         return Text("\n").join(lines)
 
     def on_focus(self) -> None:

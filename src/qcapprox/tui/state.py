@@ -1,5 +1,9 @@
 """What the UI shows for a selection (dopant, backbones, threshold), computed off the UI thread.
 
+A threshold of None asks for the family's opening threshold (`analysis.opening_threshold`:
+0 eV/atom when something is predicted below the hull, else the slightly positive threshold
+of its label set); the view records the threshold it used and whether it was chosen so.
+
 Every number comes from `qcapprox.analysis`; this module only gathers them. It imports no
 more than numpy and the analysis, so the UI draws its first frame before the results
 file (and the packages it needs: h5py, ASE) is opened.
@@ -29,8 +33,10 @@ class View:
     """Everything the screens need for one selection (compared by identity, so requests
     holding a view compare safely)."""
 
+    results: Results  # the open results file the view was read from
     dopant: str
     threshold: float
+    opening: bool  # the threshold is the family's opening threshold (none was given)
     primary: Family
     other: Family | None
     agreement: analysis.Overlap | None  # primary vs other at the same limit (13 x 1)
@@ -44,12 +50,18 @@ class View:
 
     @property
     def key(self) -> tuple:
+        """(dopant, backbone, other backbone, threshold asked for: None for the opening one)."""
         return (
             self.dopant,
             self.primary.backbone,
             self.other and self.other.backbone,
-            self.threshold,
+            None if self.opening else self.threshold,
         )
+
+    @property
+    def known(self) -> int | None:
+        """Row of the known Sc57M13 phase, if the dopant's set holds it."""
+        return self.primary.known
 
     @property
     def n(self) -> int:
@@ -57,10 +69,20 @@ class View:
         return len(self.ids)
 
 
+def threshold_for(results: Results, dopant: str, backbone: str, threshold: float | None) -> float:
+    """`threshold`, or (None) the family's opening threshold."""
+    if threshold is not None:
+        return threshold
+    return analysis.opening_threshold(results.predictions(dopant, backbone), backbone)
+
+
 def compute_view(
-    results: Results, dopant: str, backbone: str, other: str | None, threshold: float
+    results: Results, dopant: str, backbone: str, other: str | None, threshold: float | None
 ) -> View:
-    """Analyse a selection; `other` is the second backbone of the side-by-side comparison."""
+    """Analyse a selection; `other` is the second backbone of the side-by-side comparison,
+    analysed at the same threshold (None: the opening threshold of `backbone`)."""
+    opening = threshold is None
+    threshold = threshold_for(results, dopant, backbone, threshold)
     primary = analyse_family(results, dopant, backbone, threshold)
     second = agreement = None
     if other is not None:
@@ -71,8 +93,10 @@ def compute_view(
     parent = results.parent(dopant)
     a4 = parent.orbit_slices[parent.active_orbits[0]]
     return View(
+        results=results,
         dopant=dopant,
         threshold=threshold,
+        opening=opening,
         primary=primary,
         other=second,
         agreement=agreement,
@@ -109,3 +133,23 @@ def candidate_rows(
         "id": (ids,),
     }[sort]
     return rows[np.lexsort(keys)]
+
+
+def family_robustness(
+    results: Results, dopant: str, threshold: float | None
+) -> list[analysis.Robustness]:
+    """Every family of `dopant` ranked by `analysis.robustness`, each at `threshold` (None:
+    at its own opening threshold)."""
+    families = [
+        analyse_family(results, dopant, b, threshold_for(results, dopant, b, threshold))
+        for b in results.backbones(dopant)
+    ]
+    return analysis.robustness(families)
+
+
+def position(rows: np.ndarray, row: int | None) -> int | None:
+    """Where store row `row` is in a listed `rows` (None: not listed)."""
+    if row is None:
+        return None
+    hits = np.flatnonzero(rows == row)
+    return int(hits[0]) if len(hits) else None

@@ -41,6 +41,10 @@ def _no_cells(row: int) -> Sequence[str]:
     return ()
 
 
+def _no_style(row: int) -> Style | None:
+    return None
+
+
 class RowTable(ScrollView, can_focus=True):
     """A keyboard-driven table of `row_count` rows; enter posts `Chosen` for the cursor row."""
 
@@ -57,7 +61,7 @@ class RowTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
-        Binding("enter", "choose", "Detail"),
+        Binding("enter", "choose", "Detail", show=False),
     ]
 
     cursor_row: reactive[int] = reactive(0, init=False)
@@ -79,6 +83,7 @@ class RowTable(ScrollView, can_focus=True):
         self.columns: tuple[Column, ...] = ()
         self.row_count = 0
         self._cells: Callable[[int], Sequence[str]] = _no_cells
+        self._style: Callable[[int], Style | None] = _no_style
 
     # ------------------------------------------------------------------ contents
     def set_rows(
@@ -86,11 +91,14 @@ class RowTable(ScrollView, can_focus=True):
         columns: Sequence[Column],
         count: int,
         cells: Callable[[int], Sequence[str]],
+        style: Callable[[int], Style | None] = _no_style,
     ) -> None:
-        """Show `count` rows whose cells are `cells(k)`; the cursor returns to row 0."""
+        """Show `count` rows whose cells are `cells(k)`, drawn in `style(k)` (None: plain);
+        the cursor returns to row 0."""
         self.columns = tuple(columns)
         self.row_count = int(count)
         self._cells = cells
+        self._style = style
         width = sum(c.width + 1 for c in self.columns)
         self.virtual_size = Size(width, self.row_count + 1)
         self.set_reactive(RowTable.cursor_row, 0)
@@ -160,7 +168,7 @@ class RowTable(ScrollView, can_focus=True):
             if row >= self.row_count:
                 return Strip.blank(width, base)
             text = self._line(self._cells(row))
-            style = base
+            style = base + (self._style(row) or Style())
             if row == self.cursor_row:
                 style = base + (Style(reverse=True) if self.has_focus else Style(bold=True))
         x = round(self.scroll_x)
