@@ -84,10 +84,14 @@ SVG_TEXT = re.compile(
 
 async def settle(pilot) -> None:
     """Until the workers' answers are on screen: their calls into the UI thread are
-    processed, then the layout they change (one more pause) is refreshed."""
+    processed (a worker's answer may start another worker: wait again until none runs),
+    then the layout they change (one more pause) is refreshed."""
     await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    while True:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(not w.is_finished for w in pilot.app.workers):
+            break
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
