@@ -25,7 +25,7 @@ from textual.widgets._footer import FooterKey
 
 from qcapprox import analysis, datasets
 from qcapprox.errors import StoreError
-from qcapprox.results import LIMITS, Results, bundle
+from qcapprox.results import KEPT, LIMITS, NOT_RELAXED, Results, bundle
 from qcapprox.tui import format as tui_format
 from qcapprox.tui.app import QcapproxApp
 from qcapprox.tui.format import KNOWN_MARK, composition_strings, number, occupancy_strings
@@ -473,6 +473,34 @@ async def test_known_phase_marked_ranked_and_found(results_path: Path, res: Resu
         await press(pilot, "enter")
         assert app.active_tab() == "detail" and app.pane(DetailPane).row == known
         assert "the known Sc57Pt13 phase" in screen_text(app)
+
+
+@sync
+async def test_detail_says_what_the_relaxation_ended_in(
+    results_path: Path, res: Results, tmp_path: Path
+) -> None:
+    """With relaxation maps in the file, Detail says what the configuration relaxed into, in
+    the report's words; without them it says nothing."""
+    known = res.known_phase_row("Pt")
+    other = int(res.ids("Pt")[known + 1])
+    path = tmp_path / "mapped.h5"
+    shutil.copyfile(results_path, path)
+    with h5py.File(path, "r+") as handle:
+        into = np.full(len(res.ids("Pt")), NOT_RELAXED, dtype=np.int64)
+        into[known] = other
+        handle["Pt/relaxed_into"] = into
+    for file, said in ((path, f"relaxed into configuration {other}"), (results_path, None)):
+        app = QcapproxApp(file, threshold=1.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            app.pane(DetailPane).show_row(known)
+            await press(pilot, "5")
+            text = screen_text(app)
+            assert "the known Sc57Pt13 phase" in text
+            if said:
+                assert said in text
+            else:
+                assert "relaxed into" not in text and KEPT not in text
 
 
 @sync

@@ -48,7 +48,7 @@ from ase.data import chemical_symbols
 from qcapprox.datasets import subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
-from qcapprox.mapping import read_mapping
+from qcapprox.mapping import UNMAPPABLE, read_mapping
 from qcapprox.models import BACKBONES
 from qcapprox.models.base import depth_store
 from qcapprox.parent import Parent
@@ -70,6 +70,18 @@ GROUPS = ("parent", "configs", "predictions", "metrics")
 SUBSET_COLUMNS = ("train", "validation", "test", "total")
 #: /<dopant>/relaxed_into of a configuration never relaxed (UNMAPPABLE: relaxed, no match).
 NOT_RELAXED = -2
+KEPT = "kept its identity in its CHGNet relaxation"
+UNMAPPABLE_TEXT = "relaxation unmappable"
+
+
+def relaxation_words(into: int, own: int) -> str:
+    """What a configuration (id `own`) relaxed into, in the words of the UI and the report,
+    from its /<dopant>/relaxed_into value; "" when it was never relaxed."""
+    if into == NOT_RELAXED:
+        return ""
+    if into == UNMAPPABLE:
+        return UNMAPPABLE_TEXT
+    return KEPT if into == own else f"relaxed into configuration {into}"
 METRICS = ("test_rmse", "test_predictions", "test_target")
 DEFAULT_LABELER = "chgnet (stand-in for DFT)"
 

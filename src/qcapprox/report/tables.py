@@ -15,9 +15,8 @@ import numpy as np
 
 from qcapprox import analysis
 from qcapprox.analysis import REFERENCE, Family
-from qcapprox.mapping import UNMAPPABLE
 from qcapprox.parent import Parent
-from qcapprox.results import NOT_RELAXED
+from qcapprox.results import UNMAPPABLE_TEXT, relaxation_words
 from qcapprox.words import LIMITS, split_family_key
 
 LOWER = slice(0, REFERENCE)  # limits 0-22: the ones compared with limit 24
@@ -25,8 +24,6 @@ CANDIDATES = 10  # candidates listed per family: the lowest of its limit-24 set
 LOWEST_WHEN_EMPTY = 5  # listed instead when the limit-24 set is empty
 RANKING_LOWEST = 50  # the set "what ranks configurations" looks at when B_24 is empty
 SAME_VALUE = 1e-6  # eV/atom: predictions closer than this count as one value
-KEPT = "kept its identity in its CHGNet relaxation"
-UNMAPPABLE_TEXT = "relaxation unmappable"
 COMPOSITION = "composition (A4 vac, A4 M, A5 vac, A5 M)"
 
 
@@ -49,14 +46,7 @@ class Configurations:
         (never relaxed in a bundled labelled store, or no maps in the file)."""
         if self.relaxed_into is None:
             return ""
-        into = int(self.relaxed_into[row])
-        if into == NOT_RELAXED:
-            return ""
-        if into == UNMAPPABLE:
-            return UNMAPPABLE_TEXT
-        if into == int(self.ids[row]):
-            return KEPT
-        return f"relaxed into configuration {into}"
+        return relaxation_words(int(self.relaxed_into[row]), int(self.ids[row]))
 
 
 def _cell(value: float, fmt: str) -> str:

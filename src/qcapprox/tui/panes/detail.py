@@ -75,6 +75,7 @@ class DetailPane(Pane):
 
     @work(thread=True, exclusive=True, group="detail", description="reading one configuration")
     def _read(self, request: tuple[View, int]) -> None:
+        from qcapprox.results import relaxation_words
         from qcapprox.tui.export import formula, predictions_of
 
         view, row = request
@@ -82,6 +83,7 @@ class DetailPane(Pane):
         atoms = results.atoms(dopant, int(view.ids[row]))
         parent = results.parent(dopant)
         occupancy = results.occupancy(dopant)[row]
+        relaxed = results.relaxed_into(dopant)  # what its CHGNet relaxation ended in
         info = {
             "formula": formula(atoms),
             "sites": [
@@ -89,6 +91,8 @@ class DetailPane(Pane):
                 for name in parent.active_orbits
             ],
             "ranks": analysis.ranks(view.primary.predictions, row),
+            "relaxation": "" if relaxed is None
+            else relaxation_words(int(relaxed[row]), int(view.ids[row])),
         }
         columns = predictions_of(results, dopant, row)
         self.app.call_from_thread(self.show_read, request, info, columns)
@@ -107,6 +111,8 @@ class DetailPane(Pane):
         )
         if row == view.known:
             title.append(f"\n◆ the known {known_name(view.dopant)} phase", KNOWN_STYLE)
+        if info["relaxation"]:
+            title.append(f"\n{info['relaxation']}")
         self.heading.update(title)
         self.notes.update(
             "   ".join(info["sites"]) + f"   ({OCC_LEGEND})\n"
