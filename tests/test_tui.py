@@ -84,13 +84,15 @@ SVG_TEXT = re.compile(
 
 async def settle(pilot) -> None:
     """Until the workers' answers are on screen: their calls into the UI thread are
-    processed (a worker's answer may start another worker: wait again until none runs),
-    then the layout they change (one more pause) is refreshed."""
+    processed (a worker's answer may start another worker: wait again until none runs,
+    and until the app has taken down its busy indicator, which the workers' last state
+    messages do), then the layout they change (one more pause) is refreshed."""
     await pilot.pause()
     while True:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-        if not any(not w.is_finished for w in pilot.app.workers):
+        workers = pilot.app.workers
+        if not any(not w.is_finished for w in workers) and not pilot.app.busy.display:
             break
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()

@@ -193,8 +193,12 @@ class QcapproxApp(App[None]):
         self.busy.display = False
 
     def _show_busy(self) -> None:
+        """Show the indicator while any worker runs, and look again shortly: the state
+        messages of the panes' workers do not reach the app (they do not bubble)."""
         self._busy_timer = None
         self.busy.display = self._working()
+        if self.busy.display:
+            self._busy_timer = self.set_timer(0.1, self._show_busy)
 
     # ------------------------------------------------------------------ help, palette, notice
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
