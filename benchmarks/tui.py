@@ -3,11 +3,12 @@
 - first frame: a fresh interpreter imports the UI, opens the app headless and draws its
   first frame (the file is opened in a worker after it); "first data" is the first frame
   that shows the heatmap of the opened file. Times are from the interpreter's first line.
-- key to screen: a key event is sent to the running app (headless, as Textual's pilot
+- key to screen: once the app has settled after the previous key (Textual's pilot pause:
+  no message pending), a key event is sent to the running app (headless, as the pilot
   does) and the clock stops at the first screen refresh after its effect (cursor moved,
   tab shown); "to ... shown" waits for the refresh after the worker's answer (candidates
   sorted and listed, a new selection analysed). Segments are not written to a terminal.
-- burst: 50 cursor moves sent at once, then the time until the last cell and its
+- burst: 50 cursor moves sent at once, with no settling between them, then the time until the last cell and its
   candidates are on screen; then `q`, until the app exits.
 - CPU time per key: the process's CPU time (UI thread and workers) from the key to the
   repaint; on a loaded machine the wall-clock latencies grow, this does not.
@@ -118,7 +119,9 @@ async def _latencies(path: Path, size: tuple[int, int], rounds: int) -> dict[str
         return view is not None and view.key == app.selection_key() and lists_shown()
 
     async def timed(name: str, keys: list[str], changed) -> None:
-        """Press `keys` back to back; the clock stops at the first repaint after `changed`."""
+        """Press `keys` back to back on the settled app; the clock stops at the first repaint
+        after `changed`."""
+        await pilot.pause()
         start, cpu = time.perf_counter(), time.process_time()
         for key in keys:
             send(key)
