@@ -535,8 +535,9 @@ async def test_robustness_view(results_path: Path, res: Results, tmp_path: Path)
 
 @pytest.mark.parametrize("size", [(60, 20), (80, 24)], ids=["60x20", "80x24"])
 def test_footer_and_tables_fit(results_path: Path, size: tuple[int, int]) -> None:
-    """Every tab's footer keys fit the width (no key cut or drawn over), and the last
-    candidate row is drawn whole when the cursor is on it."""
+    """Every tab's footer keys fit the width (no key cut or drawn over), the last
+    candidate row is drawn whole when the cursor is on it, and a candidate table wider than
+    the screen scrolls sideways to its id column."""
 
     async def check() -> None:
         app = QcapproxApp(results_path)
@@ -553,6 +554,14 @@ def test_footer_and_tables_fit(results_path: Path, size: tuple[int, int]) -> Non
             last = table.row(table.row_count - 1)
             above_footer = screen_text(app).splitlines()[-2]
             assert f"{last[2]}  {last[3]}" in above_footer  # A4 and E@i of the last row
+            # a table wider than the screen scrolls sideways a column at a time, to the id
+            cut = table.virtual_size.width > table.scrollable_content_region.width
+            assert cut == (size[0] < 70)
+            for _ in range(len(table.columns)):
+                await press(pilot, "right")
+            assert screen_text(app).splitlines()[-2].rstrip().endswith(f"{last[5]} {last[6]}")
+            await press(pilot, "left")
+            assert 0 < table.scroll_x < table.max_scroll_x or not cut
 
     asyncio.run(check())
 

@@ -4,6 +4,7 @@ Contents are a row count and a function from a row index to its cell strings, so
 a table new contents is O(1) on the UI thread (the work that grows with the data, such
 as sorting and filtering, happens in workers before); a cell is formatted only when its
 row is drawn. Line 0 is the column header and stays in place while the rows scroll.
+A table wider than its widget scrolls sideways a column at a time (left/right).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class RowTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
         Binding("enter", "choose", "Detail", show=False),
+        Binding("left", "sideways(-1)", "Column left", key_display="←", show=False),
+        Binding("right", "sideways(1)", "Column right", key_display="→", show=False),
     ]
 
     cursor_row: reactive[int] = reactive(0, init=False)
@@ -127,6 +130,20 @@ class RowTable(ScrollView, can_focus=True):
     def action_choose(self) -> None:
         if self.row_count:
             self.post_message(self.Chosen(self, self.cursor_row))
+
+    def action_sideways(self, direction: int) -> None:
+        """Scroll to the previous or next column boundary (no further than the last
+        column needs)."""
+        starts = [0]
+        for column in self.columns[:-1]:
+            starts.append(starts[-1] + column.width + 1)
+        x = round(self.scroll_x)
+        if direction > 0:
+            target = next((s for s in starts if s > x), x)
+        else:
+            target = next((s for s in reversed(starts) if s < x), 0)
+        self.scroll_to(x=min(target, self.max_scroll_x), animate=False, immediate=True, force=True)
+        self.refresh()
 
     def move_cursor(self, row: int) -> None:
         """Put the cursor on row `row` (clamped)."""
