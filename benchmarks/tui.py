@@ -8,8 +8,8 @@
   does) and the clock stops at the first screen refresh after its effect (cursor moved,
   tab shown); "to ... shown" waits for the refresh after the worker's answer (candidates
   sorted and listed, a new selection analysed). Segments are not written to a terminal.
-- burst: 50 cursor moves sent at once, with no settling between them, then the time until the last cell and its
-  candidates are on screen; then `q`, until the app exits.
+- burst: 50 cursor moves sent at once, with no settling between them, then the time
+  until the last cell and its candidates are on screen; then `q`, until the app exits.
 - CPU time per key: the process's CPU time (UI thread and workers) from the key to the
   repaint; on a loaded machine the wall-clock latencies grow, this does not.
 
