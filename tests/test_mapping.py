@@ -24,6 +24,7 @@ from qcapprox.mapping import (
 )
 from qcapprox.models.base import Setup, TrainingSet, training_store
 from qcapprox.parent import VACANCY, Parent
+from qcapprox.paths import DATA_DIR
 from qcapprox.store import Store
 from qcapprox.words import family_key, split_family_key
 
@@ -143,6 +144,25 @@ def test_policies() -> None:
         apply_policy("kept", ids, occ, target, usable, None, Path("x"))
 
 
+def test_end_spread_against_a_loop() -> None:
+    """The label spread of each configuration reached by two or more relaxations, against
+    a plain loop over random maps (unmappable rows, NaN energies and masked rows left out)."""
+    rng = np.random.default_rng(5)
+    into = rng.integers(0, 12, 200)
+    into[rng.random(200) < 0.1] = UNMAPPABLE
+    energies = rng.normal(0.01, 0.005, 200)
+    energies[rng.random(200) < 0.05] = np.nan
+    rows = rng.random(200) < 0.8
+    mapping = RelaxationMap(into, into == np.arange(200), np.zeros(200), 2.5)
+    expected = []
+    for end in sorted(set(into.tolist()) - {UNMAPPABLE}):
+        e = energies[(into == end) & rows & np.isfinite(energies)]
+        if len(e) > 1:
+            expected.append(e.max() - e.min())
+    np.testing.assert_allclose(mapping.end_spread(energies, rows), expected)
+    assert mapping.end_spread(energies, np.zeros(200, bool)).size == 0
+
+
 def test_decode_ids_inverts_the_stable_ids(enumerator_pt: Enumerator) -> None:
     occ = np.random.default_rng(2).integers(0, 3, (50, 36)).astype(np.uint8)
     np.testing.assert_array_equal(decode_ids(enumerator_pt.ids(occ), 36), occ)
@@ -201,6 +221,14 @@ def test_map_command_and_info(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     share = Store(path).label_set("relaxed").mapping.shares()
     assert f"{share['kept']:.0%} kept" in " ".join(result.output.split())
+    # the held-out Pt set: several relaxations end in one configuration
+    benchmark = DATA_DIR / "benchmark" / "sc60pt13-configurations.h5"
+    held = Store(benchmark).label_set("relaxed")
+    spread = held.mapping.end_spread(held.e_above_hull, held.usable)
+    result = runner.invoke(app, ["info", str(benchmark)])
+    said = " ".join(result.output.split())
+    assert f"{spread.size:,} configurations are the end of two or more relaxations" in said
+    assert f"up to {1000 * spread.max():.1f} meV/atom" in said
 
 
 def test_the_depth_design_joins_the_training_rows(tmp_path: Path) -> None:
@@ -210,7 +238,6 @@ def test_the_depth_design_joins_the_training_rows(tmp_path: Path) -> None:
     store."""
     from qcapprox.datasets import TEST, VALIDATION
     from qcapprox.models.base import depth_store
-    from qcapprox.paths import DATA_DIR
 
     (tmp_path / "training").mkdir()
     training = tmp_path / "training" / "sc60pt13.h5"

@@ -67,6 +67,24 @@ class RelaxationMap:
         }
 
 
+    def end_spread(self, energies: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The label spread of every shared end: for each configuration that two or more
+        of the rows (all, or a mask) relaxed into, max - min of their energies (the
+        energies' unit). A spread larger than the model error says the relaxed label is
+        not a function of the configuration the relaxation ends in (different local minima
+        of one configuration); an empty array when no end is shared."""
+        mask = np.ones(len(self.kept), bool) if rows is None else np.asarray(rows, bool)
+        mask &= (self.relaxed_into != UNMAPPABLE) & np.isfinite(energies)
+        into, e = self.relaxed_into[mask], np.asarray(energies, float)[mask]
+        order = np.lexsort((e, into))
+        into, e = into[order], e[order]
+        starts = np.flatnonzero(np.concatenate([[True], into[1:] != into[:-1]]))
+        sizes = np.diff(np.append(starts, len(into)))
+        shared = sizes > 1
+        lows, highs = e[starts[shared]], e[(starts + sizes - 1)[shared]]
+        return highs - lows
+
+
 def shortest_site_distance(parent: Parent) -> float:
     """The shortest distance between two parent sites (minimum image), Angstrom."""
     d = parent.atoms.get_all_distances(mic=True)

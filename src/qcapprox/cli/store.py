@@ -144,7 +144,10 @@ def info(store: StoreArg) -> None:
 
 
 def _mapping_line(store: Store, labels: Labels) -> str:
-    """What the relaxed rows of a store relaxed into, in shares (all and A4-only rows)."""
+    """What the relaxed rows of a store relaxed into, in shares (all and A4-only rows), and
+    how far apart the labels of relaxations that end in one configuration are."""
+    import numpy as np
+
     if labels.mapping is None:
         return f"  relaxation map: none yet (run `qcapprox map {store.path}`)"
     usable = labels.usable
@@ -156,7 +159,15 @@ def _mapping_line(store: Store, labels: Labels) -> str:
             f"{name} ({int(rows.sum()):,}): {share['kept']:.0%} kept their configuration, "
             f"{share['other']:.0%} relaxed into another, {share['unmappable']:.0%} unmappable"
         )
-    return f"  relaxed into (tolerance {labels.mapping.tolerance:g} A): " + "; ".join(parts)
+    line = f"  relaxed into (tolerance {labels.mapping.tolerance:g} A): " + "; ".join(parts)
+    spread = labels.mapping.end_spread(labels.e_above_hull, usable)
+    if spread.size:
+        line += (
+            f"\n  {spread.size:,} configurations are the end of two or more relaxations; their "
+            f"labels differ by up to {1000 * spread.max():.1f} meV/atom (median "
+            f"{1000 * np.median(spread):.1f})"
+        )
+    return line
 
 
 def map_cmd(
