@@ -87,7 +87,7 @@ def test_help_shows_no_type_beside_flags() -> None:
         assert result.exit_code == 0 and "<bool>" not in result.output, args
     text = runner.invoke(app, ["label", "--help"], terminal_width=100).output
     assert "--labels" in text and "<float>" in text
-    assert "--relax" not in text and "--single-point" not in text  # the old spelling, hidden
+    assert "--relax" not in text and "--single-point" not in text  # the old spelling, gone
 
 
 def _commands() -> dict:
@@ -130,22 +130,6 @@ def test_every_label_set_is_chosen_with_labels(capsys) -> None:
         for opt in (*p.opts, *p.secondary_opts)
     }  # fmt: skip
     assert not {"--relax", "--single-point", "--out-dir", "--export-dir"} & shown
-
-
-def test_old_label_flags_still_parse() -> None:
-    """The hidden `--relax/--single-point` of label and screen (scripts written before
-    `--labels`) choose the same label sets, and refuse to contradict `--labels`."""
-    from qcapprox.cli.options import labels_of
-    from qcapprox.errors import QcapproxError
-
-    assert labels_of("relaxed", None) == "relaxed"
-    assert labels_of("single-point", None) == "single-point"
-    assert labels_of("relaxed", True) == "relaxed"
-    assert labels_of("relaxed", False) == "single-point"
-    with pytest.raises(QcapproxError, match="--labels single-point and --relax disagree"):
-        labels_of("single-point", True)
-    result = runner.invoke(app, ["label", "missing.h5", "--relax"])
-    assert "No such option" not in result.output and "no such file" in str(result.exception)
 
 
 def test_every_output_is_o_out() -> None:

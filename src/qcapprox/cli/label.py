@@ -15,12 +15,10 @@ from qcapprox.cli.options import (
     FmaxOpt,
     LabelsOpt,
     MaxStepsOpt,
-    OldLabelsOpt,
     OptimizerOpt,
     SchedulerOpt,
     WorkersOpt,
     check_out_dir,
-    labels_of,
     out_option,
     relaxation_of,
 )
@@ -53,7 +51,6 @@ def label(
             "start from its relaxed geometry (rescaled to this parent), not the parent's."
         ),
     ] = None,
-    old: OldLabelsOpt = None,
 ) -> None:
     """Label every configuration with an ASE calculator (resumable, on dask workers)."""
     import numpy as np
@@ -61,7 +58,6 @@ def label(
     from qcapprox.labeling import label_store
     from qcapprox.store import Store
 
-    labels = labels_of(labels, old)
     relaxation = relaxation_of(labels, fmax, max_steps, optimizer)
     with Board(workers=True) as board:
         failed = label_store(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from qcapprox.errors import ParentError, QcapproxError
-from qcapprox.words import LABEL_KINDS, LIMITS, POLICIES, RELAXED, SINGLE_POINT
+from qcapprox.words import LABEL_KINDS, LIMITS, POLICIES, RELAXED
 
 if TYPE_CHECKING:
     from qcapprox.labeling import Relaxation
@@ -44,24 +44,6 @@ LabelsOpt = Annotated[
         "(the parent geometry: the cheap screen).",
     ),
 ]
-#: The spelling of `--labels` before it was unified (`label` and `screen` only), hidden:
-#: scripts written for it, such as a relabeling started from the Makefile before the
-#: change, keep working.
-OldLabelsOpt = Annotated[
-    bool | None, typer.Option("--relax/--single-point", hidden=True, show_default=False)
-]
-
-
-def labels_of(labels: str, old: bool | None) -> str:
-    """The label set of `--labels` and the hidden `--relax/--single-point`."""
-    if old is None:
-        return labels
-    chosen, flag = (RELAXED, "--relax") if old else (SINGLE_POINT, "--single-point")
-    if labels not in (RELAXED, chosen):  # relaxed is the default: it may not be given
-        raise QcapproxError(f"--labels {labels} and {flag} disagree: give --labels only")
-    return chosen
-
-
 LimitsOpt = Annotated[str, typer.Option(help="'all' or a comma list such as 0,12,24.")]
 
 

@@ -18,13 +18,11 @@ from qcapprox.cli.options import (
     LabelsOpt,
     LimitsOpt,
     MaxStepsOpt,
-    OldLabelsOpt,
     OptimizerOpt,
     RegistryOpt,
     SchedulerOpt,
     WorkersOpt,
     check_out_dir,
-    labels_of,
     limits_of,
     out_option,
     relaxation_of,
@@ -77,7 +75,6 @@ def screen(
         ),
     ] = "auto",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
-    old: OldLabelsOpt = None,
 ) -> None:
     """A new dopant end to end: references, training design, labels, RF family, inference
     set, predictions and a results file for `qcapprox tui` (every step resumable)."""
@@ -85,7 +82,6 @@ def screen(
     from qcapprox.paths import user_data_dir
     from qcapprox.screen import Screen, default_start
 
-    labels = labels_of(labels, old)
     relaxation = relaxation_of(labels, fmax, max_steps, optimizer)  # checked first
     if start_from == "auto":  # reads the bundled Pt set only when asked to
         source = default_start(dopant_symbol(dopant))
