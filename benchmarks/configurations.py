@@ -95,9 +95,16 @@ def summary(results: dict) -> str:
     lines = []
     for key, entry in results.items():
         held = entry["held_out"]
+        spread = np.array(held.get("end_spread", []))
+        ends = (
+            f"; {spread.size} configurations end two or more relaxations, labels up to "
+            f"{1000 * spread.max():.1f} meV/atom apart"
+            if spread.size
+            else ""
+        )
         lines += [
             f"**{key}** ({held['n']} held-out configurations; "
-            f"{held['relaxation_map']['kept']:.0%} kept their identity):",
+            f"{held['relaxation_map']['kept']:.0%} kept their identity{ends}):",
             "",
             "| family | Spearman, mean over limits | Spearman at 24 | Kendall at 24 | truly lowest "
             "in top 5 at 24 | distinct values at 24 | RMSE at 24 | bias at 24 |",
@@ -152,8 +159,10 @@ def main() -> None:
         print(f"{dopant}: {len(truth)} held-out configurations ({opts.truth} truth; {kept})",
               flush=True)  # fmt: skip
         entry = results.setdefault(f"{dopant}/{opts.truth}", {})
+        spread = labels.mapping.end_spread(labels.e_above_hull, labels.usable)
         entry["held_out"] = {"n": len(truth), "relaxation_map": shares,
-                             "truth_range": [float(truth.min()), float(truth.max())]}  # fmt: skip
+                             "truth_range": [float(truth.min()), float(truth.max())],
+                             "end_spread": [float(x) for x in spread]}  # fmt: skip
         for name in opts.backbones.split(","):
             for setup in opts.setups.split(","):
                 if name in ALLEGRO and setup != "relaxed":

@@ -24,6 +24,9 @@ are all up to `triplet_cutoff`, or up to `pair_cutoff` for triplets of A4 sites 
 intercluster sites whose arrangement the screen ranks; minimum image in the parent cell).
 Every correlation is invariant under G, and unlike the defect counters of `descriptors.py`
 it resolves arrangements of one composition (e.g. which six A4 sites are vacant).
+Correlations are rounded to `DECIMALS` places: they take few distinct values, and the last
+bits of the sums depend on the machine's BLAS and libm, which would move the bins and
+splits of the tree models that see them; rounded, they are the same on every machine.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from qcapprox.parent import Parent
 PAIR_CUTOFF = 13.0  # A: every A4-A4 pair shell (3.39-12.74 A in Sc60Pt13)
 TRIPLET_CUTOFF = 6.0  # A: triplets within the shells up to 5.91 A
 CHUNK = 65536  # rows evaluated at once
+DECIMALS = 10  # places correlations are rounded to (module docstring)
 
 
 def point_functions(codes: np.ndarray) -> np.ndarray:
@@ -127,7 +131,7 @@ class ClusterSpace:
             for j, f in enumerate(self.functions):
                 values = theta[:, f.sites, f.indices - 1].prod(axis=-1)  # (rows, m)
                 out[start : start + CHUNK, j] = values @ f.weights
-        return out
+        return np.round(out, DECIMALS, out=out)
 
     def card(self) -> dict:
         """What a model card records of the cluster space."""
@@ -135,6 +139,7 @@ class ClusterSpace:
             "pair_cutoff": self.pair_cutoff,
             "triplet_cutoff": self.triplet_cutoff,
             "functions": self.counts(),
+            "decimals": DECIMALS,
             "basis": "trigonometric (van de Walle): -cos(2 pi s/3), -sin(2 pi s/3); "
             "s = 0 Sc, 1 M, 2 vacancy",
         }
