@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from qcapprox.clusters import DECIMALS, PAIR_CUTOFF, TRIPLET_CUTOFF
 from qcapprox.descriptors import Descriptors
 from qcapprox.errors import ModelError
 from qcapprox.models.base import (
@@ -136,8 +137,11 @@ def registry_dir(
 
 def member_key(regressor: str, digest: str, labels: str = RELAXED) -> str:
     """A member's content hash: SHA-256 of its training-set digest, its regressor (name,
-    class and arguments) and its set-up: what its fitted regressors depend on."""
+    class and arguments), its set-up and, on cluster correlations, their definition (cutoffs
+    and rounding): what its fitted regressors depend on."""
     content = [digest, regressor, repr(REGRESSORS[regressor]), labels]
+    if regressor in ON_CLUSTERS:
+        content.append([PAIR_CUTOFF, TRIPLET_CUTOFF, DECIMALS])
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
