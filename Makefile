@@ -67,8 +67,10 @@ depth: $(STAMP)
 	done; done
 
 # The bundled families on the relaxed labels of every set whose relabeling is done: the RF
-# and gradient-boosting families on defect descriptors and on cluster correlations and the
-# cluster expansion first (a minute or a few each), then the three Allegro variants
+# and gradient-boosting families on defect descriptors and on cluster correlations, the
+# cluster expansion, and gradient boosting on cluster correlations trained on the
+# configurations' own energies (--mapping relaxed-into: the family that ranks
+# configurations) first (a minute or a few each), then the three Allegro variants
 # (default preset, two limits at once), into calculators/. Finished limits are kept, so a
 # stopped run resumes where it stopped.
 families: $(STAMP)
@@ -77,6 +79,8 @@ families: $(STAMP)
 	  for b in rf hgb rf-cf hgb-cf ce; do \
 	    $(VENV)/bin/qcapprox train $$b -d $$m --registry calculators || exit $$?; \
 	  done; \
+	  $(VENV)/bin/qcapprox train hgb-cf -d $$m --mapping relaxed-into --registry calculators \
+	    || exit $$?; \
 	done
 	for m in $(DOPANTS); do s=$(STORE_OF_M); \
 	  $(RELAXED_DONE) $$s || continue; \
@@ -86,8 +90,9 @@ families: $(STAMP)
 	  done; \
 	done
 
-# Rebuild the bundled results from every family shipped in calculators/ (relaxed and
-# single-point labels): the A4 inference set of each bundled dopant, predicted, bundled.
+# Rebuild the bundled results from every family shipped in calculators/ (relaxed labels,
+# relaxed labels under --mapping relaxed-into, single-point labels): the A4 inference set
+# of each bundled dopant, predicted, bundled.
 # Predictions of the results bundled before are copied where their member reproduces them.
 RESULTS_WORK := runs/results
 RESULTS := data/results/sc60m13-inference.h5
@@ -97,8 +102,9 @@ results: $(STAMP)
 	stores=; for m in $$($(PY) -c "from qcapprox.words import BUNDLED_DOPANTS as D; print(*D)"); do \
 	  s=$(RESULTS_WORK)/sc60$$(echo $$m | tr A-Z a-z)13-inference-a4.h5; stores="$$stores $$s"; \
 	  $(VENV)/bin/qcapprox enumerate enumeration/inference-a4.toml -d $$m -o $$s || exit 1; \
-	  for l in relaxed single-point; do \
-	    $(VENV)/bin/qcapprox predict $$s --backbone all --labels $$l --registry calculators \
+	  for l in relaxed single-point relaxed-into; do \
+	    labels=$$l; [ $$l != relaxed-into ] || labels="relaxed --mapping relaxed-into"; \
+	    $(VENV)/bin/qcapprox predict $$s --backbone all --labels $$labels --registry calculators \
 	      $$(test ! -f $(RESULTS_WORK)/before.h5 || echo --reuse $(RESULTS_WORK)/before.h5) || exit 1; \
 	  done; \
 	done; \
