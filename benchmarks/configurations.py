@@ -106,9 +106,9 @@ def summary(results: dict) -> str:
             f"**{key}** ({held['n']} held-out configurations; "
             f"{held['relaxation_map']['kept']:.0%} kept their identity{ends}):",
             "",
-            "| family | Spearman, mean over limits | Spearman at 24 | Kendall at 24 | truly lowest "
-            "in top 5 at 24 | distinct values at 24 | RMSE at 24 | bias at 24 |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| family | limits | Spearman, mean over limits | Spearman at 24 | Kendall at 24 | "
+            "truly lowest in top 5 at 24 | distinct values at 24 | RMSE at 24 | bias at 24 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for family, found in entry.items():
             if family == "held_out":
@@ -117,7 +117,8 @@ def summary(results: dict) -> str:
             last = limits[max(limits, key=int)]
             mean = finite_mean(np.array([v["spearman"] for v in limits.values()], dtype=float))
             lines.append(
-                f"| {family} | {mean:+.2f} | {last['spearman']:+.2f} | {last['kendall']:+.2f} | "
+                f"| {family} | {len(limits)} | {mean:+.2f} | {last['spearman']:+.2f} | "
+                f"{last['kendall']:+.2f} | "
                 f"{last['lowest_in_top']}/{len(last['groups'])} | "
                 f"{sum(g['distinct_predictions'] for g in last['groups'].values())} | "
                 f"{last['rmse']:.4f} | "
