@@ -49,6 +49,21 @@ def test_member_reproduces_its_card(limit: int, pt_labels: str, monkeypatch) -> 
     )
 
 
+def test_limits_with_equal_subsets_share_a_member_not_a_card(tmp_path) -> None:
+    """Rh's relaxed-into subsets of limits 16 and 18 hold the same rows (no example has 17
+    or 18 A5 defects): one fit, cached once, and each card names its own limit."""
+    from qcapprox.models.base import TrainingSet
+
+    data = TrainingSet.load(training_store("Rh"), "relaxed+relaxed-into")
+    assert data.digest(16) == data.digest(18)
+    cards = [
+        load_member("Rh", limit, labels="relaxed+relaxed-into", registry=tmp_path).card
+        for limit in (16, 18)
+    ]
+    assert [c["limit"] for c in cards] == [16, 18]
+    assert cards[0]["test_rmse"] == cards[1]["test_rmse"]
+
+
 def test_calculator_follows_ase_contract(pt_labels: str) -> None:
     calc = ForestHullCalculator(dopant="Pt", limit=24, labels=pt_labels)
     store = Store(training_store("Pt"))

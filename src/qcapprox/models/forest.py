@@ -332,7 +332,8 @@ def load_member(
         card = card or fresh
     else:
         models, kept = cached
-        card = card or kept
+        # limits whose subsets are equal share one cache entry: the card is this limit's
+        card = card or {**kept, "limit": limit}
     return ForestMember(card, models, data.parent, descriptors)
 
 
