@@ -45,6 +45,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from qcapprox.analysis import label_kind
 from qcapprox.datasets import subset_sizes
 from qcapprox.enumeration import Enumerator
 from qcapprox.errors import StoreError
@@ -98,14 +99,15 @@ def energy_label(labeler: str | None) -> str:
 
 
 def _ordered_backbones(names: list[str]) -> tuple[str, ...]:
-    """Families in the registry's order of backbones (rf first), the relaxed-label family of
-    a backbone before its other label sets, then unknown backbones by name."""
+    """Families in the registry's order of backbones (rf first), the relaxed-label families
+    of a backbone (the study's design, then other set-ups by name) before its other label
+    sets, then unknown backbones by name."""
     order = list(BACKBONES)
 
-    def key(name: str) -> tuple[int, int, str]:
-        backbone, labels = split_family_key(name)
+    def key(name: str) -> tuple[int, int, bool, str]:
+        backbone, setup = split_family_key(name)
         rank = order.index(backbone) if backbone in order else len(order)
-        return rank, LABEL_KINDS.index(labels), name
+        return rank, LABEL_KINDS.index(label_kind(name)), setup != RELAXED, name
 
     return tuple(sorted(names, key=key))
 
