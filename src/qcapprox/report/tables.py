@@ -247,6 +247,15 @@ def _lowest(family: Family, rows: np.ndarray) -> np.ndarray:
     return rows[np.argsort(values, kind="stable")]
 
 
+def _reference_rows(family: Family, when_empty: int) -> tuple[np.ndarray, bool]:
+    """The rows of the family's limit-24 below-hull set, or (when the set is empty, said by
+    the flag) its `when_empty` lowest limit-24 predictions."""
+    below = np.flatnonzero(family.masks[REFERENCE])
+    if below.size:
+        return below, False
+    return _lowest(family, np.arange(family.n))[:when_empty], True
+
+
 def candidates(
     dopant: str, labels: str, families: Sequence[Family], configs: Configurations
 ) -> list[str]:
@@ -281,13 +290,8 @@ def candidates(
         if not f.valid[REFERENCE]:
             lines.append(f"| {f.backbone} | - | no limit-24 model | | | | |")
             continue
-        below = np.flatnonzero(f.masks[REFERENCE])
-        empty = below.size == 0
-        if empty:
-            rows = _lowest(f, np.arange(f.n))[:LOWEST_WHEN_EMPTY]
-        else:
-            rows = _lowest(f, below)[:CANDIDATES]
-        for row in rows:
+        rows, empty = _reference_rows(f, LOWEST_WHEN_EMPTY)
+        for row in rows if empty else _lowest(f, rows)[:CANDIDATES]:
             rank = analysis.ranks(f.predictions[REFERENCE], int(row))[0]
             known = f" ({name})" if f.known is not None and row == f.known else ""
             where = f"{int(f.masks[f.valid, row].sum())}/{int(f.valid.sum())}"
@@ -341,12 +345,10 @@ def configuration_ranking(
         if not f.valid[REFERENCE]:
             lines.append(f"| {f.backbone} | no limit-24 model | | | | | | |")
             continue
-        below = np.flatnonzero(f.masks[REFERENCE])
-        if below.size:
-            rows, which = below, f"B_24 (E < {f.threshold:+.3f})"
-        else:
-            rows = _lowest(f, np.arange(f.n))[:RANKING_LOWEST]
-            which = f"{RANKING_LOWEST} lowest (B_24 empty)"
+        rows, empty = _reference_rows(f, RANKING_LOWEST)
+        which = (
+            f"{RANKING_LOWEST} lowest (B_24 empty)" if empty else f"B_24 (E < {f.threshold:+.3f})"
+        )
         _, groups = np.unique(configs.composition[rows], axis=0, return_inverse=True)
         groups = groups.ravel()
         multi, members, distinct = distinct_values(f.predictions[REFERENCE, rows], groups)
