@@ -704,7 +704,7 @@ def test_a_card_planted_outside_the_registry_is_never_read(work: Path, monkeypat
             forest.load_member("Pt", 0, registry=registry)
         assert card_path not in opened
         base.read_card(Path(card_path).parent)  # the hook sees a card that is read
-        assert opened[-1] == card_path
+        assert card_path in opened  # (other threads open files too, e.g. /proc/<pid>/statm)
     (registry / "rf" / "Pt").unlink()
     (registry / "rf").rmdir()
     assert files(work) == before
