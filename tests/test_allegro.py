@@ -346,3 +346,62 @@ def test_fine_tuning_stages_take_the_presets_fine_tune_fields(trained, tmp_path,
     corpus = json.loads((REGISTRY_DIR / "allegro-pretrained/corpus/small/card.json").read_text())
     assert presets.PRESETS["small"].digest() == corpus["preset_sha256"]
     assert preset.digest() != replace(preset, fine_tune={}).digest()
+
+
+@pytest.mark.parametrize("n_p, n_d, share", [(23, 1825, 0.2), (25, 884, 0.2), (23, 47, 0.2),
+                                             (5, 5, 0.9), (0, 40, 0.2), (30, 0, 0.2),
+                                             (23, 1825, 0.0)])  # fmt: skip
+def test_oversampled_rows_reach_the_pristine_share(n_p: int, n_d: int, share: float) -> None:
+    """Every row stays; the A5-pristine rows are repeated the least whole number of times
+    (found by counting up) that makes them at least `share` of the result; nothing
+    changes without pristine rows, without other rows, or at share 0."""
+    from qcapprox.models.allegro import presets
+
+    preset = replace(presets.PRESETS["tiny"], pristine_share=share)
+    rng = np.random.default_rng(n_p + n_d)
+    rows = rng.permutation(10 * (n_p + n_d))[: n_p + n_d]
+    pristine = np.zeros(len(rows), bool)
+    pristine[rng.permutation(len(rows))[:n_p]] = True
+    out = preset.oversampled(rows, pristine)
+    copies = 1
+    if share and n_p and n_d:
+        while copies * n_p / (copies * n_p + n_d) < share:
+            copies += 1
+    assert len(out) == copies * n_p + n_d
+    counts = dict(zip(*np.unique(out, return_counts=True), strict=True))
+    assert set(counts) == set(rows.tolist())
+    assert all(counts[r] == (copies if p else 1) for r, p in zip(rows, pristine, strict=True))
+
+
+def test_balanced_preset_fits_the_pristine_rows_repeated(trained, tmp_path, monkeypatch) -> None:
+    """A preset with a pristine share writes the ordinary stage's training structures with
+    the A5-pristine rows repeated: its dataset holds as many structures as counted from the
+    store's split; a share outside [0, 1) is refused."""
+    import torch
+
+    from qcapprox.errors import AllegroError
+    from qcapprox.models.allegro import presets, runner, training
+    from qcapprox.models.allegro.config import DATASETS
+
+    preset = replace(presets.PRESETS["tiny"], name="tiny-balanced", pristine_share=0.5)
+    written: list[int] = []
+
+    def capture(stage_dir: Path, config: dict) -> dict:
+        written.append(len(torch.load(stage_dir / DATASETS["train"], weights_only=True)))
+        raise KeyboardInterrupt  # configured: stop before training
+
+    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "run_stage", capture)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_allegro_member("Pt", 24, "ordinary", preset, tmp_path / "work",
+                                      store=trained["store"], registry=tmp_path / "registry",
+                                      labels="single-point")  # fmt: skip
+    store = Store(trained["store"])
+    train = store.split == TRAIN
+    n_p = int((train & (a5_defects(store.composition) == 0)).sum())
+    n_d = int(train.sum()) - n_p
+    assert n_p and n_d
+    assert written == [n_d + n_p * int(np.ceil(n_d / n_p))]  # share 1/2: n_p c >= n_d
+    assert presets.PRESETS["balanced"].digest() != presets.PRESETS["fast"].digest()
+    with pytest.raises(AllegroError, match=r"pristine_share 1\.0 is not in"):
+        replace(preset, pristine_share=1.0)

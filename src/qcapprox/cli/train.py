@@ -61,8 +61,8 @@ def train(
     preset: Annotated[
         str,
         typer.Option(
-            help="allegro: fast (the default: small's model, a faster schedule), small "
-            "(CPU) or paper (GPU)."
+            help="allegro: fast (the default: small's model, a faster schedule), balanced "
+            "(fast, A4-only rows weighted up), small (CPU) or paper (GPU)."
         ),
     ] = DEFAULT_PRESET,
     forces: Annotated[bool, typer.Option(help="allegro: fit forces too.")] = False,

@@ -24,7 +24,8 @@ Variants (section 4 of the study), each a plan of stages (`PLANS`):
 Energy shifts and scales of the per-type output (PerTypeScaleShift, fixed): a model
 trained from scratch on a store gets, for every type t, shift_t = e_t + <E_f> where e_t
 is the elemental reference energy per atom of the hull (`qcapprox.hull.Hull`) and <E_f>
-the mean formation energy per atom of the training rows, and scale = the standard
+the mean formation energy per atom of the training rows (with their repeats, see
+`Preset.pristine_share`), and scale = the standard
 deviation of the per-atom formation energy (at least 0.01 eV); the network then learns
 the deviation from the mean formation energy. ``avg_num_neighbors`` comes from nequip's own
 data statistics.
@@ -52,7 +53,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qcapprox.datasets import TRAIN, VALIDATION
+from qcapprox.datasets import TRAIN, VALIDATION, a5_defects
 from qcapprox.errors import AllegroError
 from qcapprox.hull import Hull
 from qcapprox.models.allegro.config import fine_tune_model, scratch_model
@@ -152,6 +153,12 @@ class Job:
     def rows(self, code: int, a5: str = "all") -> np.ndarray:
         return self.data.rows(self.limit, code, a5)
 
+    def train_rows(self, a5: str = "all") -> np.ndarray:
+        """The training rows a stage is fitted on: A5-pristine ones repeated as the
+        preset says (`Preset.oversampled`)."""
+        rows = self.rows(TRAIN, a5)
+        return self.preset.oversampled(rows, a5_defects(self.data.composition[rows]) == 0)
+
     def scratch(self, rows: np.ndarray) -> dict:
         """An AllegroModel from scratch, shifted and scaled by the formation energies of
         `rows`: per type, the elemental energy + the mean E_f per atom; the E_f spread."""
@@ -176,8 +183,9 @@ class Plan:
 
 
 def _ordinary(job: Job) -> Plan:
-    model = job.scratch(job.rows(TRAIN))
-    stage = Stage("limit", job.rows(TRAIN), job.rows(VALIDATION), model, job.preset.lr)
+    train = job.train_rows()
+    model = job.scratch(train)
+    stage = Stage("limit", train, job.rows(VALIDATION), model, job.preset.lr)
     return Plan([stage], job.types, model)
 
 
@@ -190,14 +198,14 @@ def _sequential(job: Job) -> Plan:
     val_d, val_p = job.rows(VALIDATION, "defects"), job.rows(VALIDATION, "pristine")
     checked_d = "A5-defect rows" if len(val_d) else "all rows of the limit (no A5-defect ones)"
     checked_p = "A5-pristine rows" if len(val_p) else "all rows of the limit (no A5-pristine)"
-    model = job.scratch(job.rows(TRAIN, "defects"))
-    first = Stage("stage1-a5-defects", job.rows(TRAIN, "defects"), val_d if len(val_d) else val_all,
+    model = job.scratch(job.train_rows("defects"))
+    first = Stage("stage1-a5-defects", job.train_rows("defects"), val_d if len(val_d) else val_all,
                   model, job.preset.lr, notes={"validated_on": checked_d})  # fmt: skip
     best = job.workdir / first.dirname / "best.ckpt"
     tuned = fine_tune_model(
         {"_target_": "nequip.model.ModelFromCheckpoint", "checkpoint_path": str(best)}, job.forces
     )
-    second = Stage("stage2-a5-pristine", job.rows(TRAIN, "pristine"),
+    second = Stage("stage2-a5-pristine", job.train_rows("pristine"),
                    val_p if len(val_p) else val_all, tuned, job.preset.fine_tune_lr,
                    fine_tune=True, notes={"validated_on": checked_p})  # fmt: skip
     return Plan([first, second], job.types, model)
@@ -213,7 +221,7 @@ def _pretrained(job: Job) -> Plan:
         {"_target_": "nequip.model.ModelFromPackage", "package_path": base["model_path"]},
         job.forces,
     )
-    train, val, lr = job.rows(TRAIN), job.rows(VALIDATION), job.preset.fine_tune_lr
+    train, val, lr = job.train_rows(), job.rows(VALIDATION), job.preset.fine_tune_lr
     stage = Stage("finetune", train, val, tuned, lr, fine_tune=True)
     card = {"corpus": base["corpus"], "corpus_sha256": base["corpus_sha256"],
             "corpus_model": base["model_path"]}  # fmt: skip
