@@ -257,9 +257,10 @@ PRESETS["fast"] = replace(
 )
 
 
-# `fast` with the A5-pristine rows repeated to a fifth of each stage's training rows: Pt's
-# ordinary limit-24 member's mean signed error on the 63 A4-only test structures goes from
-# +17.5 to about 0 meV/atom at the same validation RMSE (docs/configurations.md)
+# `fast` with the A5-pristine rows repeated to a fifth of each stage's training rows: the
+# ordinary family's mean signed error on the 63 A4-only test structures no longer grows
+# with the limit (Pt at 24: +17.5 -> +5.6 meV/atom), at the same validation RMSE
+# (benchmarks/allegro_bias.py, docs/configurations.md)
 PRESETS["balanced"] = replace(PRESETS["fast"], name="balanced", pristine_share=0.2)
 
 
