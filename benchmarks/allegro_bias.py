@@ -12,8 +12,9 @@ rows, `Preset.pristine_share`). Missing members of that registry are trained fir
         --registry ~/.local/share/qcapprox/balanced
 
 Writes benchmarks/results/allegro-bias-<dopant>-<variant>.json and prints a table:
-bias, test RMSE and validation RMSE (meV/atom) per limit and registry. Labels: CHGNet
-relaxations, a stand-in for DFT.
+bias, test RMSE and validation RMSE (meV/atom) per limit and registry. ``--summary``
+prints the markdown table of docs/configurations.md from every such file of the variant.
+Labels: CHGNet relaxations, a stand-in for DFT.
 """
 
 from __future__ import annotations
@@ -55,16 +56,43 @@ def figures(variant: str, dopant: str, registry: Path) -> dict[int, dict]:
     return out
 
 
+def summary(variant: str) -> str:
+    """Markdown: per limit, every measured dopant's bias / test RMSE / validation RMSE
+    of the shipped members and of the other preset's."""
+    files = sorted(RESULTS.glob(f"allegro-bias-*-{variant}.json"))
+    runs = [json.loads(path.read_text()) for path in files]
+    head, cols = ["limit"], []
+    for run in runs:
+        for name, fig in run["rows"].items():
+            head.append(f"{run['dopant']} {'fast' if name == 'shipped' else name}")
+            cols.append(fig)
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
+    for limit in LIMITS:
+        cells = [str(limit)]
+        for fig in cols:
+            f = fig.get(str(limit))
+            cells.append("-" if f is None else
+                         f"{f['bias']:+.1f} / {f['test_rmse']:.1f} / {f['validation_rmse']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dopant", default="Pt")
     parser.add_argument("--variant", default="ordinary")
     parser.add_argument("--preset", default="balanced")
-    parser.add_argument("--registry", type=Path, required=True)
+    parser.add_argument("--registry", type=Path)
     parser.add_argument("--limits", default=",".join(map(str, LIMITS)))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-train", action="store_true", help="only read the cards there")
+    parser.add_argument("--summary", action="store_true", help="print the docs table only")
     args = parser.parse_args()
+    if args.summary:
+        print(summary(args.variant))
+        return
+    if args.registry is None:
+        parser.error("--registry is required (where the other preset's members go)")
     limits = [int(x) for x in args.limits.split(",")]
     if not args.no_train:
         os.environ.setdefault(THREADS_ENV, "1")
