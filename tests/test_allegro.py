@@ -309,6 +309,19 @@ def test_learning_rate_schedules(tmp_path) -> None:
         replace(small, lr_schedule="step")
 
 
+def configure_only(trained, tmp_path, monkeypatch, variant: str, preset, capture) -> None:
+    """Train the limit-24 member of `variant` on the tiny store with nequip-train replaced
+    by `capture(stage_dir, config)`, which raises KeyboardInterrupt once it has seen enough."""
+    from qcapprox.models.allegro import runner, training
+
+    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "run_stage", capture)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_allegro_member("Pt", 24, variant, preset, tmp_path / "work",
+                                      store=trained["store"], registry=tmp_path / "registry",
+                                      labels="single-point")  # fmt: skip
+
+
 def test_fine_tuning_stages_take_the_presets_fine_tune_fields(trained, tmp_path, monkeypatch):
     """A preset with a cosine schedule from scratch and `fine_tune` = plateau, two epochs
     at least: the sequential variant's first stage anneals for one epoch (tiny's budget),
@@ -316,7 +329,7 @@ def test_fine_tuning_stages_take_the_presets_fine_tune_fields(trained, tmp_path,
     FINE_TUNE_FIELDS are refused; presets without `fine_tune` keep the digest their
     shipped cards record."""
     from qcapprox.errors import AllegroError
-    from qcapprox.models.allegro import presets, runner, training
+    from qcapprox.models.allegro import presets
     from qcapprox.paths import REGISTRY_DIR
 
     preset = replace(presets.PRESETS["tiny"], name="tiny-fine-tune", lr_schedule="cosine",
@@ -329,12 +342,7 @@ def test_fine_tuning_stages_take_the_presets_fine_tune_fields(trained, tmp_path,
             raise KeyboardInterrupt  # both stages configured: stop before packaging
         return {"epochs": 1, "seconds": 0.0}
 
-    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runner, "run_stage", capture)
-    with pytest.raises(KeyboardInterrupt):
-        training.train_allegro_member("Pt", 24, "sequential", preset, tmp_path / "work",
-                                      store=trained["store"], registry=tmp_path / "registry",
-                                      labels="single-point")  # fmt: skip
+    configure_only(trained, tmp_path, monkeypatch, "sequential", preset, capture)
     first, second = (c["training_module"]["lr_scheduler"]["scheduler"] for c in configs)
     assert first["_target_"].endswith("CosineAnnealingLR")
     assert second["_target_"].endswith("ReduceLROnPlateau")
@@ -380,7 +388,7 @@ def test_balanced_preset_fits_the_pristine_rows_repeated(trained, tmp_path, monk
     import torch
 
     from qcapprox.errors import AllegroError
-    from qcapprox.models.allegro import presets, runner, training
+    from qcapprox.models.allegro import presets
     from qcapprox.models.allegro.config import DATASETS
 
     preset = replace(presets.PRESETS["tiny"], name="tiny-balanced", pristine_share=0.5)
@@ -390,12 +398,7 @@ def test_balanced_preset_fits_the_pristine_rows_repeated(trained, tmp_path, monk
         written.append(len(torch.load(stage_dir / DATASETS["train"], weights_only=True)))
         raise KeyboardInterrupt  # configured: stop before training
 
-    monkeypatch.setenv("QCAPPROX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runner, "run_stage", capture)
-    with pytest.raises(KeyboardInterrupt):
-        training.train_allegro_member("Pt", 24, "ordinary", preset, tmp_path / "work",
-                                      store=trained["store"], registry=tmp_path / "registry",
-                                      labels="single-point")  # fmt: skip
+    configure_only(trained, tmp_path, monkeypatch, "ordinary", preset, capture)
     store = Store(trained["store"])
     train = store.split == TRAIN
     n_p = int((train & (a5_defects(store.composition) == 0)).sum())
