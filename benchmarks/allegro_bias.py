@@ -11,9 +11,9 @@ rows, `Preset.pristine_share`). Missing members of that registry are trained fir
     python benchmarks/allegro_bias.py --dopant Pt --variant ordinary --preset balanced \
         --registry ~/.local/share/qcapprox/balanced
 
-Writes benchmarks/results/allegro-bias-<dopant>-<variant>.json and prints a table:
-bias, test RMSE and validation RMSE (meV/atom) per limit and registry. ``--summary``
-prints the markdown table of docs/configurations.md from every such file of the variant.
+Writes benchmarks/results/allegro-bias-<dopant>-<variant>.json and prints the markdown
+table of docs/configurations.md from every such file of the variant: bias / test RMSE /
+validation RMSE (meV/atom) per limit and preset (``--summary`` prints it alone).
 Labels: CHGNet relaxations, a stand-in for DFT.
 """
 
@@ -104,18 +104,8 @@ def main() -> None:
     out.write_text(json.dumps({"dopant": args.dopant, "variant": args.variant,
                                "labels": "relaxed (CHGNet, a stand-in for DFT)",
                                "rows": rows}, indent=1) + "\n")  # fmt: skip
-    print(f"{args.dopant} {args.variant}, meV/atom on the A4-only test set (CHGNet labels)")
-    print("limit | " + " | ".join(f"{name} bias, test RMSE, val RMSE" for name in rows))
-    for limit in LIMITS:
-        cells = []
-        for fig in rows.values():
-            f = fig.get(limit)
-            cells.append(
-                "-"
-                if f is None
-                else f"{f['bias']:+.1f}, {f['test_rmse']:.1f}, {f['validation_rmse']:.1f}"
-            )
-        print(f"{limit:5d} | " + " | ".join(cells))
+    print(f"{args.variant}, meV/atom on the A4-only test set (CHGNet labels):")
+    print(summary(args.variant))
     print(f"wrote {out}")
 
 
